@@ -1,0 +1,173 @@
+"""The `/v1` handlers: authenticate, validate, route, and hand off to the endpoint's service.
+
+Transport-agnostic: they take an `ApiRequest` and return an `ApiResponse`; api/views.py adapts them
+to Django. Every call that passes authentication leaves exactly one usage record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+from models_registry.catalog import ModelEntry, get_catalog
+from usage.auth import KeyPrincipal, authenticate
+
+from . import chat
+from .context import CallContext
+from .errors import GatewayError
+from .http import ApiRequest, ApiResponse, error_response, json_response
+from .schemas import parse_chat_request
+
+log = logging.getLogger("gateway.api")
+
+
+def client_secret(request: ApiRequest) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("api-key") or request.headers.get("x-api-key") or ""
+
+
+async def require_key(request: ApiRequest) -> KeyPrincipal:
+    secret = client_secret(request)
+    if not secret:
+        raise GatewayError(
+            401,
+            "Missing API key. Send it as 'Authorization: Bearer <key>'.",
+            type="invalid_request_error",
+            code="missing_api_key",
+        )
+    principal = await authenticate(secret)
+    if principal is None:
+        raise GatewayError(
+            401,
+            f"Incorrect API key provided: {secret[:6]}****. Ask the gateway's operators for a valid key.",
+            type="invalid_request_error",
+            code="invalid_api_key",
+        )
+    return principal
+
+
+def _model_object(entry: ModelEntry) -> dict:
+    return {
+        "id": entry.name,
+        "object": "model",
+        "created": entry.created,
+        "owned_by": entry.deployments[0].model_id.split(".", 1)[0] if entry.deployments[0].model_id else "oci",
+    }
+
+
+async def list_models(request: ApiRequest) -> ApiResponse:
+    principal = await require_key(request)
+    catalog = await get_catalog()
+    data = [_model_object(e) for name, e in sorted(catalog.models.items()) if principal.may_use(name)]
+    body: dict = {"object": "list", "data": data}
+    if settings.GATEWAY_DEMO_ACTIVE:
+        body["gateway_demo"] = "These models are served by the built-in OCI emulator (demo mode)."
+    return json_response(body)
+
+
+async def retrieve_model(request: ApiRequest, model_id: str) -> ApiResponse:
+    principal = await require_key(request)
+    entry = (await get_catalog()).lookup(model_id)
+    if entry is None or not principal.may_use(model_id):
+        raise model_not_found(model_id)
+    return json_response(_model_object(entry))
+
+
+def model_not_found(name: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"The model '{name}' does not exist in this gateway's registry. GET /v1/models lists the models "
+        "your key may use.",
+        type="invalid_request_error",
+        code="model_not_found",
+        param="model",
+    )
+
+
+async def resolve_model(ctx: CallContext, name: str, capability: str) -> ModelEntry:
+    if not isinstance(name, str) or not name:
+        raise GatewayError(400, "model: a model name is required", param="model", code="missing_required_parameter")
+    ctx.public_model = name
+    entry = (await get_catalog()).lookup(name)
+    if entry is None:
+        raise model_not_found(name)
+    if not ctx.principal.may_use(name):
+        raise GatewayError(
+            403,
+            f"Your API key is not allowed to use the model '{name}'.",
+            type="permission_error",
+            code="model_not_allowed",
+            param="model",
+        )
+    if capability not in entry.capabilities:
+        raise GatewayError(
+            400,
+            f"The model '{name}' does not support {capability}.",
+            param="model",
+            code="model_not_supported",
+        )
+    return entry
+
+
+def _check_size(request: ApiRequest, limit: int) -> None:
+    if len(request.body) > limit:
+        raise GatewayError(
+            413,
+            f"Request body is {len(request.body)} bytes; this endpoint accepts at most {limit} bytes.",
+            type="invalid_request_error",
+            code="request_too_large",
+        )
+
+
+async def governed(
+    request: ApiRequest, endpoint: str, work: Callable[[CallContext], Awaitable[ApiResponse]]
+) -> ApiResponse:
+    """Authenticate, then run `work`; every outcome after authentication is recorded exactly once."""
+    principal = await require_key(request)
+    ctx = CallContext(request=request, principal=principal, endpoint=endpoint)
+    try:
+        response = await work(ctx)
+    except GatewayError as error:
+        ctx.fail(error.status, error.type)
+        ctx.record()
+        raise
+    except BaseException:
+        ctx.fail(500, "api_error")
+        ctx.record()
+        raise
+    if response.stream is None:
+        ctx.record()  # a stream records when it ends
+    return response
+
+
+async def chat_completions(request: ApiRequest) -> ApiResponse:
+    async def work(ctx: CallContext) -> ApiResponse:
+        _check_size(request, settings.CHAT_MAX_BYTES)
+        req = parse_chat_request(request.body)
+        entry = await resolve_model(ctx, req.model, "chat")
+        deployment = entry.deployments[0]
+        ctx.deployment = deployment
+        return await chat.chat_completion(ctx, req, deployment)
+
+    return await governed(request, "chat.completions", work)
+
+
+async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiRequest, *args) -> ApiResponse:
+    """Run a handler; any error becomes OpenAI's envelope, never a traceback."""
+    try:
+        response = await handler(request, *args)
+    except GatewayError as error:
+        response = error_response(error)
+    except Exception:
+        log.exception("unhandled error in %s (request %s)", handler.__name__, request.request_id)
+        response = error_response(
+            GatewayError(500, "The gateway failed to handle this request.", type="api_error", code="internal_error")
+        )
+    response.headers["x-request-id"] = request.request_id
+    if settings.GATEWAY_DEMO_ACTIVE:
+        response.headers["x-gateway-demo"] = "emulator"
+    return response

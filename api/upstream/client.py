@@ -1,0 +1,93 @@
+"""The one pooled async HTTP client of a worker process, and signed calls to OCI through it.
+
+aiohttp rather than httpx: under concurrency one long-lived `aiohttp.ClientSession` used a fraction
+of httpx's CPU in our measurements (docs/benchmarks.md). Proxies come from HTTPS_PROXY / HTTP_PROXY /
+NO_PROXY (`trust_env`), a private CA from OCI_GENAI_CA_BUNDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+
+import aiohttp
+from django.conf import settings
+
+from models_registry.catalog import DeploymentSpec
+
+from .signing import signed_headers
+
+_session: aiohttp.ClientSession | None = None
+_session_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.OCI_GENAI_CA_BUNDLE:
+        context.load_verify_locations(settings.OCI_GENAI_CA_BUNDLE)
+    return context
+
+
+def session() -> aiohttp.ClientSession:
+    """The process's session, created lazily inside the running loop."""
+    global _session, _session_loop
+    loop = asyncio.get_running_loop()
+    if _session is None or _session.closed or _session_loop is not loop:
+        connector = aiohttp.TCPConnector(
+            limit=settings.UPSTREAM_POOL_SIZE,
+            ssl=_ssl_context(),
+            ttl_dns_cache=300,
+            enable_cleanup_closed=True,
+        )
+        _session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=True,
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=settings.UPSTREAM_READ_TIMEOUT
+            ),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+        _session_loop = loop
+    return _session
+
+
+async def close_session() -> None:
+    global _session
+    if _session is not None and not _session.closed:
+        await _session.close()
+    _session = None
+
+
+def new_request_id() -> str:
+    """32 upper-case hex characters, the shape the OCI SDK uses for opc-request-id."""
+    return uuid.uuid4().hex.upper()
+
+
+async def post_signed(
+    deployment: DeploymentSpec,
+    url: str,
+    body: bytes,
+    *,
+    request_id: str,
+    stream: bool,
+    extra_headers: dict[str, str] | None = None,
+) -> aiohttp.ClientResponse:
+    """POST `body` (the exact bytes that are signed) and return the response, unread."""
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream" if stream else "application/json",
+        "opc-request-id": request_id,
+        "user-agent": "oci-genai-gateway",
+    }
+    if extra_headers:
+        headers.update(extra_headers)
+    headers = await signed_headers(deployment.credential, "POST", url, headers, body)
+    return await session().post(url, data=body, headers=headers, allow_redirects=False)
+
+
+async def get_signed(credential, url: str, *, request_id: str) -> aiohttp.ClientResponse:
+    headers = {"accept": "application/json", "opc-request-id": request_id, "user-agent": "oci-genai-gateway"}
+    headers = await signed_headers(credential, "GET", url, headers, b"")
+    return await session().get(url, headers=headers, allow_redirects=False)

@@ -1,0 +1,234 @@
+"""Settings, all from the environment (12-factor). See README.md's configuration table."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from .env import env, envbool, envfloat, envint, envlist, envsecret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# A .env file fills in what the real environment does not set.
+load_dotenv(env("GATEWAY_ENV_FILE", str(BASE_DIR / ".env")), override=False)
+
+VAR_DIR = Path(env("GATEWAY_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = envbool("DJANGO_DEBUG", False)
+GATEWAY_DEMO = env("GATEWAY_DEMO", "") or ""
+# Set by `manage.py serve` when it really started the emulator (see api/demo.py).
+GATEWAY_DEMO_ACTIVE = envbool("GATEWAY_DEMO_ACTIVE", False)
+TESTING = envbool("GATEWAY_TESTING", False)
+# Set in the container image: secrets must come from the environment, never be generated.
+PRODUCTION = envbool("GATEWAY_PRODUCTION", False)
+
+_INSECURE_KEYS = {"", "changeme", "secret", "django-insecure"}
+
+
+def _secret_key() -> str:
+    key = envsecret("DJANGO_SECRET_KEY")
+    if key:
+        if not DEBUG and (key.lower() in _INSECURE_KEYS or key.startswith("django-insecure") or len(key) < 32):
+            raise ImproperlyConfigured(
+                "DJANGO_SECRET_KEY is a default or too short (< 32 characters); set a long random value"
+            )
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set; set it (or DJANGO_SECRET_KEY_FILE) to a long random value"
+        )
+    # Development only: a random key kept under var/ so sessions survive restarts.
+    path = VAR_DIR / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must not contain '*' when DJANGO_DEBUG is off; list the host names")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES")
+if TRUSTED_PROXIES:
+    # Django itself only needs this for request.is_secure() behind a TLS-terminating proxy.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "models_registry",
+    "usage",
+    "api",
+]
+
+# The full stack serves the admin and dashboards. The /v1 path runs through a handler with no
+# middleware at all (gateway_project/asgi.py), because every built-in middleware costs a thread hop.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway_project.urls"
+API_URLCONF = "api.urls"
+API_ROUTE_PREFIX = "/" + (env("API_ROUTE_PREFIX", "/v1") or "").strip("/")
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "api.context_processors.demo",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "gateway_project.asgi.application"
+
+
+def _databases() -> dict:
+    url = env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'gateway.sqlite3'}"
+    try:
+        db = dj_database_url.parse(url)
+    except Exception as exc:  # dj-database-url raises several types for a malformed URL
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL + busy timeout: management commands can write while the gateway serves.
+        db["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    elif db["ENGINE"] == "django.db.backends.postgresql":
+        # A bounded pool per process; persistent connections are wrong under ASGI.
+        db["CONN_MAX_AGE"] = 0
+        db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": envint("DATABASE_POOL_SIZE", 8),
+            "timeout": 10,
+        }
+    return {"default": db}
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", "") or ""
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Chat bodies carry long histories and base64 images; each endpoint also checks its own cap.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+}
+
+# --- Serving -------------------------------------------------------------------------------------
+HOST = env("HOST", "127.0.0.1")
+PORT = envint("PORT", 8088)
+WORKERS = envint("WORKERS", os.cpu_count() or 1)
+
+# --- OCI -----------------------------------------------------------------------------------------
+OCI_CONFIG_FILE = os.path.expanduser(env("OCI_CONFIG_FILE", "~/.oci/config"))
+OCI_CONFIG_PROFILE = env("OCI_CONFIG_PROFILE", "DEFAULT")
+OCI_AUTH_TYPE = (env("OCI_AUTH_TYPE", "API_KEY") or "API_KEY").upper()
+OCI_REGION = env("OCI_REGION", "") or ""
+OCI_COMPARTMENT = env("OCI_COMPARTMENT", "") or ""
+OCI_GENAI_ENDPOINT = (env("OCI_GENAI_ENDPOINT", "") or "").rstrip("/")
+OCI_GENAI_MANAGEMENT_ENDPOINT = (env("OCI_GENAI_MANAGEMENT_ENDPOINT", "") or OCI_GENAI_ENDPOINT).rstrip("/")
+OCI_GENAI_CA_BUNDLE = env("OCI_GENAI_CA_BUNDLE", "") or ""
+ALLOW_HTTP_UPSTREAMS = envbool("ALLOW_HTTP_UPSTREAMS", False)
+
+# --- Gateway behaviour ---------------------------------------------------------------------------
+GATEWAY_API_KEYS = envlist("GATEWAY_API_KEYS")
+GATEWAY_KEY_PEPPER = envsecret("GATEWAY_KEY_PEPPER") or SECRET_KEY
+GATEWAY_ENCRYPTION_KEY = envsecret("GATEWAY_ENCRYPTION_KEY", "") or ""
+HEARTBEAT_SECONDS = envfloat("HEARTBEAT_SECONDS", 15.0)
+UPSTREAM_CONNECT_TIMEOUT = envfloat("UPSTREAM_CONNECT_TIMEOUT", 10.0)
+UPSTREAM_READ_TIMEOUT = envfloat("UPSTREAM_READ_TIMEOUT", 300.0)
+UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256)
+CACHE_RECHECK_SECONDS = envfloat("CACHE_RECHECK_SECONDS", 5.0)
+USAGE_FLUSH_SECONDS = envfloat("USAGE_FLUSH_SECONDS", 1.0)
+CHAT_MAX_BYTES = envint("CHAT_MAX_BYTES", 20 * 1024 * 1024)
+EMBEDDINGS_MAX_BYTES = envint("EMBEDDINGS_MAX_BYTES", 20 * 1024 * 1024)
+
+# --- Logging -------------------------------------------------------------------------------------
+LOG_LEVEL = (env("LOG_LEVEL", "INFO") or "INFO").upper()
+LOG_FORMAT = env("LOG_FORMAT", "text")
+LOG_DIR = env("LOG_DIR", "") or ""
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "gateway_project.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "gateway_project.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"oci": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+if LOG_DIR:
+    Path(LOG_DIR).mkdir(parents=True, exist_ok=True)
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": str(Path(LOG_DIR) / "gateway.log"),
+        "formatter": "json" if LOG_FORMAT == "json" else "text",
+        "filters": ["redact"],
+    }
+    LOGGING["root"]["handlers"].append("file")

@@ -1,0 +1,173 @@
+"""The cached routing table: public model name → ordered deployments.
+
+Built from the database once per catalog version and shared read-only by every request of a process,
+so the hot path never queries the registry. In-flight requests keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+
+from django.conf import settings
+
+from . import bus
+from .endpoints import inference_endpoint
+from .models import Deployment, DeploymentKind, PublicModel
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSpec:
+    name: str
+    auth_type: str
+    config_file: str
+    config_profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    id: int
+    name: str
+    kind: str
+    region: str
+    compartment_id: str
+    model_id: str
+    endpoint_id: str
+    deployment_url: str
+    base_url: str  # the inference endpoint (no trailing slash), or the Data Science URL
+    api_format: str
+    credential: CredentialSpec
+    supports_chat: bool
+    supports_embeddings: bool
+    supports_rerank: bool
+    supports_tools: bool
+    supports_streaming_tools: bool
+    supports_vision: bool
+    supports_reasoning: bool
+    default_max_tokens: int | None
+    max_output_tokens: int | None
+    max_tokens_field: str
+    param_defaults: MappingProxyType
+    unsupported_params: str
+    force_non_stream: bool
+    drain_on_disconnect: bool
+    embed_truncate: str
+    price_input_per_m: Decimal
+    price_cached_input_per_m: Decimal
+    price_output_per_m: Decimal
+    price_reasoning_per_m: Decimal
+
+    @property
+    def is_dedicated(self) -> bool:
+        return self.kind == DeploymentKind.DEDICATED
+
+    def serving_mode(self) -> dict:
+        if self.is_dedicated:
+            return {"servingType": "DEDICATED", "endpointId": self.endpoint_id}
+        return {"servingType": "ON_DEMAND", "modelId": self.model_id}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    name: str
+    description: str
+    created: int
+    deployments: tuple[DeploymentSpec, ...]
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        caps = set()
+        for d in self.deployments:
+            caps.update(
+                name
+                for name, on in (("chat", d.supports_chat), ("embeddings", d.supports_embeddings),
+                                 ("rerank", d.supports_rerank))
+                if on
+            )
+        return frozenset(caps)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def lookup(self, name: str) -> ModelEntry | None:
+        return self.models.get(name)
+
+
+def _credential(deployment: Deployment, default) -> CredentialSpec:
+    profile = deployment.credential or default
+    if profile is None:
+        return CredentialSpec("environment", settings.OCI_AUTH_TYPE, settings.OCI_CONFIG_FILE,
+                              settings.OCI_CONFIG_PROFILE)
+    return CredentialSpec(
+        profile.name,
+        profile.auth_type,
+        profile.config_file or settings.OCI_CONFIG_FILE,
+        profile.config_profile or settings.OCI_CONFIG_PROFILE,
+    )
+
+
+def deployment_spec(d: Deployment, default_profile=None) -> DeploymentSpec:
+    region = d.region or settings.OCI_REGION
+    if d.kind == DeploymentKind.DATASCIENCE:
+        base_url = d.deployment_url.rstrip("/")
+    else:
+        base_url = (d.endpoint_override or inference_endpoint(region)).rstrip("/")
+    return DeploymentSpec(
+        id=d.id,
+        name=d.name,
+        kind=d.kind,
+        region=region,
+        compartment_id=d.compartment_id or settings.OCI_COMPARTMENT,
+        model_id=d.model_id,
+        endpoint_id=d.endpoint_id,
+        deployment_url=d.deployment_url,
+        base_url=base_url,
+        api_format=d.api_format,
+        credential=_credential(d, default_profile),
+        supports_chat=d.supports_chat,
+        supports_embeddings=d.supports_embeddings,
+        supports_rerank=d.supports_rerank,
+        supports_tools=d.supports_tools,
+        supports_streaming_tools=d.supports_streaming_tools,
+        supports_vision=d.supports_vision,
+        supports_reasoning=d.supports_reasoning,
+        default_max_tokens=d.default_max_tokens,
+        max_output_tokens=d.max_output_tokens,
+        max_tokens_field=d.max_tokens_field,
+        param_defaults=MappingProxyType(dict(d.param_defaults or {})),
+        unsupported_params=d.unsupported_params,
+        force_non_stream=d.force_non_stream,
+        drain_on_disconnect=d.drain_on_disconnect,
+        embed_truncate=d.embed_truncate,
+        price_input_per_m=d.price_input_per_m,
+        price_cached_input_per_m=d.price_cached_input_per_m,
+        price_output_per_m=d.price_output_per_m,
+        price_reasoning_per_m=d.price_reasoning_per_m,
+    )
+
+
+def load_catalog() -> Catalog:
+    from .models import CredentialProfile
+
+    default_profile = CredentialProfile.objects.filter(is_default=True).first()
+    entries: dict[str, ModelEntry] = {}
+    public_models = PublicModel.objects.filter(enabled=True).prefetch_related("routes__deployment__credential")
+    for pm in public_models:
+        routes = sorted(
+            (r for r in pm.routes.all() if r.enabled and r.deployment.enabled),
+            key=lambda r: (r.priority, r.id),
+        )
+        specs = tuple(deployment_spec(r.deployment, default_profile) for r in routes)
+        if specs:
+            entries[pm.name] = ModelEntry(pm.name, pm.description, int(pm.created_at.timestamp()), specs)
+    return Catalog(MappingProxyType(entries))
+
+
+catalog_cache = bus.VersionedValue("catalog", load_catalog)
+
+
+async def get_catalog() -> Catalog:
+    return await catalog_cache.get()

@@ -1,0 +1,102 @@
+"""Authenticating `/v1` calls: secret → cached key principal.
+
+Keys are read on every request and written rarely, so lookups are cached in process memory and the
+whole cache is dropped when the keys version moves (see models_registry/bus.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from gateway_project.db import run_db
+from models_registry import bus
+
+from .keys import lookup_hash
+from .models import ApiKey
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    id: int
+    name: str
+    prefix: str
+    team_id: int | None
+    team_name: str
+    allowed_models: frozenset[str]  # empty: every model
+    team_allowed_models: frozenset[str]
+    metadata: dict
+    expires_at: datetime | None
+    digest: str
+    previous_valid_until: datetime | None  # set when authenticated by a rotated-out secret
+
+    def may_use(self, model: str) -> bool:
+        if self.allowed_models and model not in self.allowed_models:
+            return False
+        if self.team_allowed_models and model not in self.team_allowed_models:
+            return False
+        return True
+
+    def is_valid_now(self) -> bool:
+        now = timezone.now()
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        if self.previous_valid_until is not None and self.previous_valid_until <= now:
+            return False
+        return True
+
+
+def _load_principal(digest: str) -> KeyPrincipal | None:
+    from django.db.models import Q
+
+    key = (
+        ApiKey.objects.select_related("team")
+        .filter(is_active=True)
+        .filter(Q(lookup_hash=digest) | Q(previous_lookup_hash=digest))
+        .first()
+    )
+    if key is None:
+        return None
+    # The index match already compared the digests; compare again in constant time regardless.
+    by_previous = not hmac.compare_digest(key.lookup_hash, digest)
+    if by_previous and not hmac.compare_digest(key.previous_lookup_hash, digest):
+        return None
+    team = key.team
+    metadata = {**(team.metadata if team else {}), **(key.metadata or {})}
+    return KeyPrincipal(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        team_id=team.id if team else None,
+        team_name=team.name if team else "",
+        allowed_models=frozenset(key.allowed_models or ()),
+        team_allowed_models=frozenset(team.allowed_models or ()) if team else frozenset(),
+        metadata=metadata,
+        expires_at=key.expires_at,
+        digest=digest,
+        previous_valid_until=key.previous_valid_until if by_previous else None,
+    )
+
+
+# digest → principal (or None for an unknown secret), dropped whole on every keys version.
+_principals = bus.VersionedValue("keys", dict)
+
+
+async def authenticate(secret: str) -> KeyPrincipal | None:
+    if not secret:
+        return None
+    digest = lookup_hash(secret)
+    cache: dict = await _principals.get()
+    try:
+        principal = cache[digest]
+    except KeyError:
+        principal = await run_db(_load_principal, digest)
+        if len(cache) > 100_000:  # bound memory against floods of random keys
+            cache.clear()
+        cache[digest] = principal
+    if principal is None or not principal.is_valid_now():
+        return None
+    return principal

@@ -1,0 +1,116 @@
+"""API keys, teams, and one usage record per authenticated request."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Public model names this team may use; empty means all."
+    )
+    metadata = models.JSONField(default=dict, blank=True, help_text="Cost centre, owner e-mail, ...")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(is_active=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
+
+class ApiKey(models.Model):
+    """A client key. Only an HMAC of the secret is stored; the secret is shown once at creation."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Created by an operator"
+        ENVIRONMENT = "environment", "GATEWAY_API_KEYS"
+        GENERATED = "generated", "Generated at first start"
+        DEMO = "demo", "Demo mode"
+
+    name = models.CharField(max_length=120)
+    prefix = models.CharField(max_length=16, help_text="The first characters of the secret, for recognising it.")
+    lookup_hash = models.CharField(max_length=64, unique=True, help_text="HMAC-SHA256 of the secret.")
+    previous_lookup_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="keys")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Public model names this key may use; empty means all."
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.ADMIN)
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class UsageRecordQuerySet(models.QuerySet):
+    def for_key(self, key_id: int):
+        return self.filter(key_id=key_id)
+
+    def between(self, start, end):
+        qs = self
+        if start is not None:
+            qs = qs.filter(created_at__gte=start)
+        if end is not None:
+            qs = qs.filter(created_at__lt=end)
+        return qs
+
+
+class UsageRecord(models.Model):
+    """One row per authenticated request, whatever its outcome. Never stores prompt or completion text."""
+
+    class Source(models.TextChoices):
+        UPSTREAM = "upstream", "Counted by OCI"
+        ESTIMATED = "estimated", "Estimated by the gateway"
+        NONE = "none", "No tokens"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, db_constraint=False)
+    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, db_constraint=False)
+    endpoint = models.CharField(max_length=32)
+    public_model = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=120, blank=True)
+    region = models.CharField(max_length=40, blank=True)
+    status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    streamed = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    usage_source = models.CharField(max_length=16, choices=Source.choices, default=Source.NONE)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True)
+    upstream_request_id = models.CharField(max_length=200, blank=True)
+    client_ip = models.GenericIPAddressField(null=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "created_at"], name="usage_key_time")]

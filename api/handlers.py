@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 
 from django.conf import settings
 
@@ -154,6 +155,42 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
         return await chat.chat_completion(ctx, req, deployment)
 
     return await governed(request, "chat.completions", work)
+
+
+def _parse_time(request: ApiRequest, name: str):
+    from datetime import datetime
+
+    value = request.query.get(name)
+    if not value:
+        return None
+    try:
+        if value.isdigit():
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise GatewayError(400, f"{name}: expected an ISO 8601 time or Unix seconds", param=name) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def key_usage(request: ApiRequest) -> ApiResponse:
+    """GET /v1/usage: the calling key's own usage (no start/end: the key's whole life)."""
+    from gateway_project.db import run_db
+    from usage.selectors import key_usage_summary
+
+    principal = await require_key(request)
+    start, end = _parse_time(request, "start"), _parse_time(request, "end")
+    summary = await run_db(key_usage_summary, key_id=principal.id, start=start, end=end)
+    return json_response(
+        {
+            "object": "usage",
+            "key": {"name": principal.name, "prefix": principal.prefix, "team": principal.team_name or None},
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            **summary,
+            "limits": {},
+            "budget": None,
+        }
+    )
 
 
 async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiRequest, *args) -> ApiResponse:

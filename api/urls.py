@@ -9,6 +9,7 @@ _routes = [
     ("models", views.list_models),
     ("models/<path:model_id>", views.retrieve_model),
     ("chat/completions", views.chat_completions),
+    ("usage", views.key_usage),
 ]
 
 _prefix = settings.API_ROUTE_PREFIX.strip("/")

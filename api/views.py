@@ -57,3 +57,4 @@ def endpoint(handler, methods: tuple[str, ...]):
 list_models = endpoint(handlers.list_models, ("GET",))
 retrieve_model = endpoint(handlers.retrieve_model, ("GET",))
 chat_completions = endpoint(handlers.chat_completions, ("POST",))
+key_usage = endpoint(handlers.key_usage, ("GET",))

@@ -28,7 +28,8 @@ def test_redact_removes_secret(text, secret):
 
 
 def test_filter_redacts_arguments_and_exceptions():
-    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "auth %s", ("Bearer sk-0123456789abcdefghijklmn",), None)
+    args = ("Bearer sk-0123456789abcdefghijklmn",)
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "auth %s", args, None)
     try:
         raise ValueError("bad key sk-0123456789abcdefghijklmn")
     except ValueError:

@@ -196,6 +196,7 @@ async def _stream(ctx, req, d, fmt, call, resp, upstream_stream, completion_id, 
                     {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                      "model": ctx.public_model, "choices": [], "usage": ctx.usage}
                 )
+            await ctx.record_durable()
             yield DONE
             return
 
@@ -231,6 +232,7 @@ async def _stream(ctx, req, d, fmt, call, resp, upstream_stream, completion_id, 
         ctx.usage_source = "upstream" if translator.usage else "none"
         if include_usage and translator.usage:
             yield encode_sse(translator.usage_chunk())
+        await ctx.record_durable()
         yield DONE
     except _MidStreamError as exc:
         message = (exc.event.get("error") or {}).get("message") or "upstream error"

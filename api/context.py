@@ -41,9 +41,21 @@ class CallContext:
         self.status, self.error_type = status, error_type
 
     def record(self) -> None:
-        """Hand the call's usage record to the recorder: exactly once per authenticated request."""
+        """Queue the call's usage record without waiting (error and disconnect paths)."""
+        event = self._event()
+        if event is not None:
+            recorder.record(event)
+
+    async def record_durable(self) -> None:
+        """Hand the record over before the response completes (durable in Redis when configured)."""
+        event = self._event()
+        if event is not None:
+            await recorder.record_durable(event)
+
+    def _event(self) -> UsageEvent | None:
+        """The call's one usage record, or None once it has been handed over."""
         if self.recorded:
-            return
+            return None
         self.recorded = True
         usage = self.usage or {}
         prompt = int(usage.get("prompt_tokens") or 0)
@@ -51,32 +63,30 @@ class CallContext:
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
         d = self.deployment
-        recorder.record(
-            UsageEvent(
-                request_id=self.request.request_id,
-                endpoint=self.endpoint,
-                status=self.status,
-                key_id=self.principal.id,
-                team_id=self.principal.team_id,
-                public_model=self.public_model,
-                deployment=d.name if d else "",
-                region=d.region if d else "",
-                error_type=self.error_type,
-                streamed=self.streamed,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                total_tokens=int(usage.get("total_tokens") or prompt + completion),
-                cached_tokens=cached,
-                reasoning_tokens=reasoning,
-                usage_source=self.usage_source if (prompt or completion) else "none",
-                cost_usd=cost(d, prompt, completion, cached, reasoning) if d else Decimal(0),
-                latency_ms=int((time.perf_counter() - self.started) * 1000),
-                ttft_ms=self.ttft_ms,
-                upstream_request_id=self.upstream_request_id,
-                client_ip=self.request.client_ip,
-                user_agent=self.request.headers.get("user-agent", ""),
-                metadata=self.principal.metadata,
-            )
+        return UsageEvent(
+            request_id=self.request.request_id,
+            endpoint=self.endpoint,
+            status=self.status,
+            key_id=self.principal.id,
+            team_id=self.principal.team_id,
+            public_model=self.public_model,
+            deployment=d.name if d else "",
+            region=d.region if d else "",
+            error_type=self.error_type,
+            streamed=self.streamed,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            cached_tokens=cached,
+            reasoning_tokens=reasoning,
+            usage_source=self.usage_source if (prompt or completion) else "none",
+            cost_usd=cost(d, prompt, completion, cached, reasoning) if d else Decimal(0),
+            latency_ms=int((time.perf_counter() - self.started) * 1000),
+            ttft_ms=self.ttft_ms,
+            upstream_request_id=self.upstream_request_id,
+            client_ip=self.request.client_ip,
+            user_agent=self.request.headers.get("user-agent", ""),
+            metadata=self.principal.metadata,
         )
 
 

@@ -134,14 +134,14 @@ async def governed(
         response = await work(ctx)
     except GatewayError as error:
         ctx.fail(error.status, error.type)
-        ctx.record()
+        await ctx.record_durable()
         raise
     except BaseException:
         ctx.fail(500, "api_error")
         ctx.record()
         raise
     if response.stream is None:
-        ctx.record()  # a stream records when it ends
+        await ctx.record_durable()  # a stream records when it ends
     return response
 
 

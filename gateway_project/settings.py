@@ -125,6 +125,8 @@ def _databases() -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
+        # A file, not memory, so gateway processes started by tests share the test database.
+        db["TEST"] = {"NAME": str(VAR_DIR / "test-gateway.sqlite3")}
     elif db["ENGINE"] == "django.db.backends.postgresql":
         # A bounded pool per process; persistent connections are wrong under ASGI.
         db["CONN_MAX_AGE"] = 0

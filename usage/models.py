@@ -87,8 +87,9 @@ class UsageRecord(models.Model):
 
     request_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, db_constraint=False)
-    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, db_constraint=False)
+    # Kept after a key or team is deleted: usage history outlives them.
+    key = models.ForeignKey(ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False)
+    team = models.ForeignKey(Team, null=True, on_delete=models.DO_NOTHING, db_constraint=False)
     endpoint = models.CharField(max_length=32)
     public_model = models.CharField(max_length=200, blank=True)
     deployment = models.CharField(max_length=120, blank=True)
@@ -114,3 +115,35 @@ class UsageRecord(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["key", "created_at"], name="usage_key_time")]
+
+
+class UsageRollup(models.Model):
+    """Per key × model × hour totals, kept current by the usage writer, so dashboards never scan raw rows."""
+
+    bucket = models.DateTimeField(help_text="Start of the hour (UTC).")
+    key_id = models.BigIntegerField(help_text="ApiKey id (kept after the key is deleted).")
+    team_id = models.BigIntegerField(default=0, help_text="Team id, 0 for none.")
+    public_model = models.CharField(max_length=200)
+    region = models.CharField(max_length=40)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    estimated_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    latency_ms_sum = models.PositiveBigIntegerField(default=0)
+    ttft_ms_sum = models.PositiveBigIntegerField(default=0)
+    ttft_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "key_id", "public_model", "region"], name="rollup_unique_bucket")
+        ]
+        indexes = [
+            models.Index(fields=["key_id", "bucket"], name="rollup_key_bucket"),
+            models.Index(fields=["team_id", "bucket"], name="rollup_team_bucket"),
+            models.Index(fields=["bucket"], name="rollup_bucket"),
+        ]

@@ -1,9 +1,13 @@
-"""Usage records off the hot path: an in-memory queue written in batches.
+"""Usage records off the hot path, never lost.
 
-`record()` never waits on the database. A flusher task of each serving process writes the queue with
-one `bulk_create` per second (and on shutdown). If the database is unreachable, records stay queued;
-past `USAGE_QUEUE_MAX` they spill to an append-only file under var/ that the next flush replays, so
-nothing accepted is dropped.
+Without Redis: `record()` appends to an in-memory queue that a flusher task writes once a second
+(and on shutdown); when the database cannot take them, records stay queued, and past
+`USAGE_QUEUE_MAX` they spill to an append-only file under var/ that the next flush replays.
+
+With `REDIS_URL`: `record_durable()` appends the record to the Redis stream `gateway:usage` before the
+response completes, so a process killed right after answering loses nothing; every gateway process
+runs a consumer of one consumer group that writes the stream to the database and acknowledges only
+after commit, and pending entries of a dead consumer are claimed by the others.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,10 +28,15 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from .models import UsageRecord
+from .writer import write_batch
 
 log = logging.getLogger("gateway.usage")
 
 QUEUE_MAX = int(os.environ.get("USAGE_QUEUE_MAX", "50000"))
+BATCH = 2000
+STREAM = "gateway:usage"
+GROUP = "usage-writers"
+CLAIM_IDLE_MS = 15_000
 
 
 @dataclass(slots=True)
@@ -58,8 +68,6 @@ class UsageEvent:
 
     def to_row(self) -> UsageRecord:
         data = asdict(self)
-        data["key_id"] = data.pop("key_id")
-        data["team_id"] = data.pop("team_id")
         data["user_agent"] = (data["user_agent"] or "")[:300]
         return UsageRecord(**data)
 
@@ -77,31 +85,59 @@ class UsageEvent:
         return cls(**data)
 
 
+def _write(events: list[UsageEvent]) -> int:
+    close_old_connections()
+    try:
+        written = 0
+        for i in range(0, len(events), BATCH):
+            written += write_batch([e.to_row() for e in events[i : i + BATCH]])
+        return written
+    finally:
+        close_old_connections()
+
+
 class UsageRecorder:
     def __init__(self) -> None:
         self._queue: list[UsageEvent] = []
         self._lock = threading.Lock()
-        self._task: asyncio.Task | None = None
         self._write_lock = threading.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._redis = None
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}"
 
-    @property
-    def spill_path(self) -> Path:
-        return Path(settings.VAR_DIR) / f"usage-spill-{os.getpid()}.jsonl"
-
+    # --- hand-off from the request path -------------------------------------------------------
     def record(self, event: UsageEvent) -> None:
+        """Queue a record without waiting (client disconnects, errors)."""
         with self._lock:
             if len(self._queue) < QUEUE_MAX:
                 self._queue.append(event)
                 return
-        # The database has been unreachable long enough to fill the queue: keep the record on disk.
-        with self._write_lock, open(self.spill_path, "ab") as fh:
-            fh.write(event.to_json() + b"\n")
+        self._spill([event])
+
+    async def record_durable(self, event: UsageEvent) -> None:
+        """Queue a record; with Redis, make it durable in the stream before returning."""
+        if settings.REDIS_URL:
+            try:
+                await self._client().xadd(STREAM, {"e": event.to_json()})
+                return
+            except Exception as exc:  # Redis down: the in-memory path still keeps it
+                log.warning("usage stream unavailable (%s); queueing in memory", exc)
+        self.record(event)
 
     def pending(self) -> int:
         return len(self._queue)
 
+    # --- writing ------------------------------------------------------------------------------
+    @property
+    def spill_path(self) -> Path:
+        return Path(settings.VAR_DIR) / f"usage-spill-{os.getpid()}.jsonl"
+
+    def _spill(self, events: list[UsageEvent]) -> None:
+        with open(self.spill_path, "ab") as fh:
+            fh.write(b"".join(e.to_json() + b"\n" for e in events))
+
     def flush(self) -> int:
-        """Write everything queued (and any spill files); return rows written. Sync: call from a thread."""
+        """Write the in-memory queue and any spill files; return rows written. Sync: call from a thread."""
         with self._write_lock:
             written = self._replay_spills()
             with self._lock:
@@ -109,48 +145,106 @@ class UsageRecorder:
             if not batch:
                 return written
             try:
-                close_old_connections()
-                UsageRecord.objects.bulk_create(
-                    [e.to_row() for e in batch], batch_size=1000, ignore_conflicts=True
-                )
-                return written + len(batch)
+                return written + _write(batch)
             except Exception as exc:
                 log.warning("usage flush failed (%s); %d records kept for the next try", exc, len(batch))
                 with self._lock:
                     self._queue[:0] = batch
+                    overflow = len(self._queue) - QUEUE_MAX
+                    if overflow > 0:
+                        spilled, self._queue = self._queue[:overflow], self._queue[overflow:]
+                        self._spill(spilled)
                 return written
-            finally:
-                close_old_connections()
 
     def _replay_spills(self) -> int:
         written = 0
         for path in sorted(Path(settings.VAR_DIR).glob("usage-spill-*.jsonl")):
             try:
                 events = [UsageEvent.from_json(line) for line in path.read_bytes().splitlines() if line.strip()]
-                UsageRecord.objects.bulk_create([e.to_row() for e in events], batch_size=1000, ignore_conflicts=True)
+                written += _write(events)
                 path.unlink()
-                written += len(events)
             except Exception as exc:
                 log.warning("could not replay %s yet: %s", path.name, exc)
                 break
         return written
 
+    # --- background tasks ---------------------------------------------------------------------
+    def _client(self):
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        return self._redis
+
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush_forever(), name="usage-flusher")
+        if any(not t.done() for t in self._tasks):
+            return
+        self._tasks = [asyncio.create_task(self._flush_forever(), name="usage-flusher")]
+        if settings.REDIS_URL:
+            self._tasks.append(asyncio.create_task(self._consume_forever(), name="usage-stream-consumer"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         await asyncio.to_thread(self.flush)
+        if settings.REDIS_URL:
+            try:
+                await self._drain_stream_once(block_ms=None)
+            except Exception as exc:
+                log.warning("could not drain the usage stream at shutdown: %s", exc)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(settings.USAGE_FLUSH_SECONDS)
             if self._queue or any(Path(settings.VAR_DIR).glob("usage-spill-*.jsonl")):
                 await asyncio.to_thread(self.flush)
+
+    async def _ensure_group(self) -> None:
+        import redis
+
+        try:
+            await self._client().xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _drain_stream_once(self, block_ms: int | None) -> int:
+        """Read, write and acknowledge one batch of stream entries (ours first, then claimed, then new)."""
+        client = self._client()
+        await self._ensure_group()
+        _next, claimed, _deleted = await client.xautoclaim(
+            STREAM, GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
+        )
+        entries = list(claimed)
+        mine = await client.xreadgroup(GROUP, self._consumer, {STREAM: "0"}, count=BATCH)
+        entries += [e for _s, items in mine for e in items]
+        if not entries:
+            fresh = await client.xreadgroup(GROUP, self._consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+            entries = [e for _s, items in fresh for e in items]
+        entries = [(eid, data) for eid, data in entries if data]
+        if not entries:
+            return 0
+        events = [UsageEvent.from_json(data[b"e"]) for _eid, data in entries]
+        await asyncio.to_thread(_write, events)
+        ids = [eid for eid, _ in entries]
+        await client.xack(STREAM, GROUP, *ids)
+        await client.xdel(STREAM, *ids)
+        return len(events)
+
+    async def _consume_forever(self) -> None:
+        while True:
+            try:
+                await self._drain_stream_once(block_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage stream consumer: %s; retrying", exc)
+                await asyncio.sleep(1)
 
 
 recorder = UsageRecorder()

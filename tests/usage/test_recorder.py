@@ -1,0 +1,104 @@
+"""The usage recorder: batched writes, exact rollups, spill files, the Redis stream."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection
+
+from usage import recorder as recorder_module
+from usage.models import UsageRecord, UsageRollup
+from usage.recorder import UsageEvent, UsageRecorder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def event(**kw) -> UsageEvent:
+    base = dict(request_id=uuid.uuid4().hex, endpoint="chat.completions", status=200, key_id=7, team_id=3,
+                public_model="m", region="us-chicago-1", prompt_tokens=10, completion_tokens=5, total_tokens=15,
+                usage_source="upstream", cost_usd=Decimal("0.001"), latency_ms=20, ttft_ms=5,
+                created_at=datetime(2026, 11, 23, 10, 15, tzinfo=UTC))
+    base.update(kw)
+    return UsageEvent(**base)
+
+
+@pytest.mark.smoke
+def test_flush_writes_records_and_rollups_exactly_once():
+    rec = UsageRecorder()
+    events = [event(), event(), event(status=502, prompt_tokens=0, completion_tokens=0, total_tokens=0),
+              event(usage_source="estimated", created_at=datetime(2026, 11, 23, 11, 1, tzinfo=UTC))]
+    for e in events:
+        rec.record(e)
+    assert rec.flush() == 4
+    # The same records again (a replay) change nothing.
+    for e in events:
+        rec.record(e)
+    assert rec.flush() == 0
+    assert UsageRecord.objects.count() == 4
+    ten = UsageRollup.objects.get(bucket=datetime(2026, 11, 23, 10, tzinfo=UTC))
+    assert (ten.requests, ten.errors, ten.prompt_tokens, ten.total_tokens, ten.estimated_tokens) == (3, 1, 20, 30, 0)
+    assert ten.cost_usd == Decimal("0.003") and ten.ttft_count == 3
+    eleven = UsageRollup.objects.get(bucket=datetime(2026, 11, 23, 11, tzinfo=UTC))
+    assert (eleven.requests, eleven.estimated_tokens) == (1, 15)
+
+
+def test_failed_flush_keeps_records_and_spills_past_the_bound(monkeypatch, tmp_path):
+    monkeypatch.setattr(settings, "VAR_DIR", tmp_path)
+    monkeypatch.setattr(recorder_module, "QUEUE_MAX", 2)
+    rec = UsageRecorder()
+    calls = {"n": 0}
+
+    def broken(events):
+        calls["n"] += 1
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(recorder_module, "_write", broken)
+    for _ in range(3):
+        rec.record(event())
+    assert list(tmp_path.glob("usage-spill-*.jsonl"))  # the third did not fit in memory
+    assert rec.flush() == 0 and rec.pending() == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(settings, "VAR_DIR", tmp_path)
+    assert rec.flush() == 3
+    assert not list(tmp_path.glob("usage-spill-*.jsonl"))
+    assert UsageRecord.objects.count() == 3
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
+def test_durable_records_go_through_the_redis_stream():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(recorder_module.STREAM)
+    rec = UsageRecorder()
+    events = [event() for _ in range(5)]
+
+    async def scenario():
+        for e in events:
+            await rec.record_durable(e)
+        assert rec.pending() == 0  # nothing waits in memory: it is in Redis
+        written = 0
+        for _ in range(5):
+            written += await rec._drain_stream_once(block_ms=100)
+            if written == 5:
+                break
+        await rec.stop()
+        return written
+
+    assert async_to_sync(scenario)() == 5
+    assert UsageRecord.objects.filter(request_id__in=[e.request_id for e in events]).count() == 5
+    assert client.xlen(recorder_module.STREAM) == 0
+
+
+def test_rollup_upsert_works_on_this_database():
+    assert connection.vendor in ("sqlite", "postgresql")
+    rec = UsageRecorder()
+    rec.record(event())
+    rec.flush()
+    rec.record(event())
+    rec.flush()
+    assert UsageRollup.objects.get().requests == 2
+    asyncio.run(asyncio.sleep(0))

@@ -14,7 +14,7 @@ from models_registry.catalog import DeploymentSpec
 from .context import CallContext, estimate_prompt_tokens
 from .errors import GatewayError
 from .http import SSE_HEADERS, ApiResponse
-from .translate import formats
+from . import formats
 from .translate.errors import upstream_connection_error, upstream_error_to_gateway, upstream_timeout
 from .translate.sse import DONE, SSEDecoder, encode_sse
 from .upstream.client import post_signed
@@ -94,7 +94,7 @@ async def chat_completion(ctx: CallContext, req, d: DeploymentSpec) -> ApiRespon
     )
     if not client_stream:
         resp = await _await_upstream(ctx, call)
-        return await _complete(ctx, req, d, fmt, resp, completion_id, created, headers)
+        return await _complete(ctx, d, fmt, translated, resp, completion_id, created, headers)
 
     # Streamed: wait for upstream's first byte up to one heartbeat, so an upstream error can still
     # set the HTTP status; after that, commit to 200 and keep the connection warm with comments.
@@ -107,8 +107,9 @@ async def chat_completion(ctx: CallContext, req, d: DeploymentSpec) -> ApiRespon
         first = resp
     else:
         first = None
-    include_usage = bool((req.stream_options or {}).get("include_usage")) if req.stream_options else False
-    gen = _stream(ctx, req, d, fmt, call, first, upstream_stream, completion_id, created, include_usage)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    gen = _stream(ctx, req, d, fmt, translated.turn, call, first, upstream_stream, completion_id, created,
+                  include_usage)
     return ApiResponse(
         status=200, stream=gen, content_type="text/event-stream", headers={**SSE_HEADERS, **headers}
     )
@@ -138,7 +139,7 @@ async def _await_upstream(ctx: CallContext, call: asyncio.Future) -> aiohttp.Cli
     return resp
 
 
-async def _complete(ctx, req, d, fmt, resp, completion_id, created, headers) -> ApiResponse:
+async def _complete(ctx, d, fmt, translated, resp, completion_id, created, headers) -> ApiResponse:
     if resp.status >= 400:
         raise await _upstream_error(ctx, d, resp)
     try:
@@ -150,16 +151,19 @@ async def _complete(ctx, req, d, fmt, resp, completion_id, created, headers) -> 
     finally:
         resp.release()
     result = orjson.loads(raw)
-    completion = fmt.response(result, model=ctx.public_model, completion_id=completion_id, created=created)
+    completion = fmt.response(
+        result, model=ctx.public_model, completion_id=completion_id, created=created, turn=translated.turn
+    )
     ctx.mark_first_token()
     ctx.usage = completion.get("usage")
     ctx.usage_source = "upstream" if ctx.usage else "none"
     return ApiResponse(status=200, body=orjson.dumps(completion), headers=headers)
 
 
-async def _stream(ctx, req, d, fmt, call, resp, upstream_stream, completion_id, created, include_usage):
+async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completion_id, created, include_usage):
     heartbeat = _heartbeat()
-    translator = fmt.stream_translator(model=ctx.public_model, completion_id=completion_id, created=created)
+    translator = fmt.stream_translator(model=ctx.public_model, completion_id=completion_id, created=created,
+                                       turn=turn)
     draining = False
     try:
         if resp is None:
@@ -185,10 +189,10 @@ async def _stream(ctx, req, d, fmt, call, resp, upstream_stream, completion_id, 
             raw = await resp.read()
             resp.release()
             completion = fmt.response(
-                orjson.loads(raw), model=ctx.public_model, completion_id=completion_id, created=created
+                orjson.loads(raw), model=ctx.public_model, completion_id=completion_id, created=created, turn=turn
             )
             ctx.mark_first_token()
-            for chunk in fmt.completion_to_chunks(completion):
+            for chunk in formats.completion_to_chunks(completion):
                 yield encode_sse(chunk)
             ctx.usage, ctx.usage_source = completion.get("usage"), "upstream"
             if include_usage and ctx.usage:

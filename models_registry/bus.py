@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 
 from .models import CacheVersion
 
@@ -33,10 +33,12 @@ _subscribers: list[Callable[[str], None]] = []
 
 def bump(namespace: str) -> None:
     """Mark `namespace` changed. Call inside (or as) the transaction that made the change."""
+    # A random version, not a counter: a restored or re-created table can never repeat a value a
+    # process already holds, which would make it miss the change.
+    version = secrets.randbits(62)
     with transaction.atomic():
-        if not CacheVersion.objects.filter(namespace=namespace).update(version=F("version") + 1):
-            CacheVersion.objects.get_or_create(namespace=namespace)
-            CacheVersion.objects.filter(namespace=namespace).update(version=F("version") + 1)
+        if not CacheVersion.objects.filter(namespace=namespace).update(version=version):
+            CacheVersion.objects.update_or_create(namespace=namespace, defaults={"version": version})
         if connection.vendor == "postgresql":
             # NOTIFY is transactional: listeners hear it only once the write is committed.
             with connection.cursor() as cursor:

@@ -8,13 +8,14 @@ import time
 
 import aiohttp
 import orjson
+from django.conf import settings
 
 from models_registry.catalog import DeploymentSpec
 
+from . import formats
 from .context import CallContext, estimate_prompt_tokens
 from .errors import GatewayError
 from .http import SSE_HEADERS, ApiResponse
-from . import formats
 from .translate.errors import upstream_connection_error, upstream_error_to_gateway, upstream_timeout
 from .translate.sse import DONE, SSEDecoder, encode_sse
 from .upstream.client import post_signed
@@ -116,9 +117,11 @@ async def chat_completion(ctx: CallContext, req, d: DeploymentSpec) -> ApiRespon
 
 
 def _heartbeat() -> float:
-    from django.conf import settings
-
     return settings.HEARTBEAT_SECONDS
+
+
+def _read_timeout() -> float:
+    return settings.UPSTREAM_READ_TIMEOUT
 
 
 async def _await_upstream(ctx: CallContext, call: asyncio.Future) -> aiohttp.ClientResponse:
@@ -127,8 +130,8 @@ async def _await_upstream(ctx: CallContext, call: asyncio.Future) -> aiohttp.Cli
     except GatewayError as error:
         ctx.fail(error.status, error.type)
         raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        error = upstream_timeout(str(exc) or "connect")
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        error = upstream_timeout(_read_timeout())
         ctx.fail(error.status, error.type)
         raise error from None
     except aiohttp.ClientError as exc:
@@ -144,6 +147,10 @@ async def _complete(ctx, d, fmt, translated, resp, completion_id, created, heade
         raise await _upstream_error(ctx, d, resp)
     try:
         raw = await resp.read()
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        error = upstream_timeout(_read_timeout())
+        ctx.fail(error.status, error.type)
+        raise error from None
     except aiohttp.ClientError as exc:
         error = upstream_connection_error(f"{type(exc).__name__}: {exc}")
         ctx.fail(error.status, error.type)

@@ -70,10 +70,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "models_registry",
     "usage",
     "api",
+    "audit",
 ]
 
 # The full stack serves the admin and dashboards. The /v1 path runs through a handler with no
@@ -125,9 +129,11 @@ def _databases() -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-        # A file, not memory, so gateway processes started by tests share the test database.
-        db["TEST"] = {"NAME": str(VAR_DIR / "test-gateway.sqlite3")}
+        # A file, not memory, so gateway processes started by tests share the test database; one per
+        # test run, so concurrent runs on one machine do not collide.
+        db["TEST"] = {"NAME": str(VAR_DIR / f"test-gateway-{os.getpid()}.sqlite3")}
     elif db["ENGINE"] == "django.db.backends.postgresql":
+        db["TEST"] = {"NAME": f"test_{db['NAME']}_{os.getpid()}"}  # concurrent test runs do not collide
         # A bounded pool per process; persistent connections are wrong under ASGI.
         db["CONN_MAX_AGE"] = 0
         db.setdefault("OPTIONS", {})["pool"] = {
@@ -172,6 +178,24 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The management API's OpenAPI schema (/manage/api/schema/); docs use vendored assets, no CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OCI GenAI gateway management API",
+    "DESCRIPTION": "Keys, teams, the model catalogue, usage and discovery. Staff only: "
+    "`Authorization: Token <token>` (tokens are managed in the admin).",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/manage/api",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeySourceEnum": "usage.models.ApiKey.Source",
+        "UsageSourceEnum": "usage.models.UsageRecord.Source",
+    },
 }
 
 # --- Serving -------------------------------------------------------------------------------------

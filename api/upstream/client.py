@@ -84,10 +84,17 @@ async def post_signed(
     if extra_headers:
         headers.update(extra_headers)
     headers = await signed_headers(deployment.credential, "POST", url, headers, body)
-    return await session().post(url, data=body, headers=headers, allow_redirects=False)
+    return await session().post(url, data=body, headers=headers, allow_redirects=False, timeout=_timeout())
+
+
+def _timeout() -> aiohttp.ClientTimeout:
+    # Read per call, so an operator's change (and a test's) applies without a new session.
+    return aiohttp.ClientTimeout(
+        total=None, connect=settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=settings.UPSTREAM_READ_TIMEOUT
+    )
 
 
 async def get_signed(credential, url: str, *, request_id: str) -> aiohttp.ClientResponse:
     headers = {"accept": "application/json", "opc-request-id": request_id, "user-agent": "oci-genai-gateway"}
     headers = await signed_headers(credential, "GET", url, headers, b"")
-    return await session().get(url, headers=headers, allow_redirects=False)
+    return await session().get(url, headers=headers, allow_redirects=False, timeout=_timeout())

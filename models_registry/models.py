@@ -163,6 +163,13 @@ class Deployment(models.Model):
             errors["default_max_tokens"] = "The default output length cannot exceed the cap; lower it or raise the cap."
         if not isinstance(self.param_defaults, dict):
             errors["param_defaults"] = 'Give a JSON object such as {"temperature": 0.3}.'
+        from .upstream_urls import validate_upstream_url
+
+        for name in ("deployment_url", "endpoint_override"):
+            try:
+                validate_upstream_url(getattr(self, name))
+            except ValidationError as exc:
+                errors[name] = exc.messages[0]
         if errors:
             raise ValidationError(errors)
 

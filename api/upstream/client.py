@@ -19,7 +19,7 @@ from models_registry.catalog import DeploymentSpec
 from .signing import signed_headers
 
 _session: aiohttp.ClientSession | None = None
-_session_loop: asyncio.AbstractEventLoop | None = None
+_session_key: tuple | None = None
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -31,9 +31,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 def session() -> aiohttp.ClientSession:
     """The process's session, created lazily inside the running loop."""
-    global _session, _session_loop
-    loop = asyncio.get_running_loop()
-    if _session is None or _session.closed or _session_loop is not loop:
+    global _session, _session_key
+    key = (asyncio.get_running_loop(), settings.OCI_GENAI_CA_BUNDLE)
+    if _session is None or _session.closed or _session_key != key:
+        if _session is not None and not _session.closed and _session_key and _session_key[0] is key[0]:
+            _background_close(_session)  # the CA bundle changed: do not leak the old pool
         connector = aiohttp.TCPConnector(
             limit=settings.UPSTREAM_POOL_SIZE,
             ssl=_ssl_context(),
@@ -49,8 +51,17 @@ def session() -> aiohttp.ClientSession:
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
         )
-        _session_loop = loop
+        _session_key = key
     return _session
+
+
+_closing: set[asyncio.Task] = set()
+
+
+def _background_close(old: aiohttp.ClientSession) -> None:
+    task = asyncio.get_running_loop().create_task(old.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 async def close_session() -> None:

@@ -135,8 +135,10 @@ def prepare_to_serve() -> list[str]:
     _check_migrations()
     if demo_wanted():
         env = start_demo_emulator()
-        os.environ.update(env)  # the worker processes read their settings from the environment
-        settings.OCI_GENAI_ENDPOINT = env["OCI_GENAI_ENDPOINT"]
+        os.environ.update(env)  # worker processes read their settings from the environment ...
+        for name in ("OCI_GENAI_ENDPOINT", "OCI_CONFIG_FILE", "OCI_CONFIG_PROFILE", "OCI_REGION", "OCI_COMPARTMENT"):
+            setattr(settings, name, env[name])  # ... and a single worker runs in this one
+        settings.OCI_GENAI_MANAGEMENT_ENDPOINT = env["OCI_GENAI_ENDPOINT"]
         settings.GATEWAY_DEMO_ACTIVE = True
         from models_registry.demo import demo_models_register
 

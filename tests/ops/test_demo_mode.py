@@ -16,10 +16,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def env_for(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OCI_", "DATABASE_URL", "REDIS_URL", "GATEWAY_", "DJANGO_", "PYTEST"))}
-    env.update({"GATEWAY_VAR_DIR": str(tmp_path / "var"), "HOME": str(tmp_path), "GATEWAY_ENV_FILE": str(tmp_path / ".env"),
-                "OCI_CONFIG_FILE": str(tmp_path / "no-oci" / "config"), "WORKERS": "1", **extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OCI_", "DATABASE_URL", "REDIS_URL", "GATEWAY_", "DJANGO_", "PYTEST"))
+    }
+    env.update(
+        {
+            "GATEWAY_VAR_DIR": str(tmp_path / "var"),
+            "HOME": str(tmp_path),
+            "GATEWAY_ENV_FILE": str(tmp_path / ".env"),
+            "OCI_CONFIG_FILE": str(tmp_path / "no-oci" / "config"),
+            "WORKERS": "1",
+            **extra,
+        }
+    )
     return env
 
 
@@ -32,7 +43,8 @@ def read_until(proc, pattern, timeout=60) -> list[str]:
         lines.append(line)
         if re.search(pattern, line):
             return lines
-    raise AssertionError("did not see %r in:\n%s" % (pattern, "".join(lines)))
+    seen = "".join(lines)
+    raise AssertionError(f"did not see {pattern!r} in:\n{seen}")
 
 
 @pytest.fixture
@@ -43,10 +55,12 @@ def demo_gateway(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = env_for(tmp_path, GATEWAY_DEMO="auto", PORT=str(port))
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    proc = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         lines = read_until(proc, r"Serving on http://")
         for _ in range(100):
@@ -78,16 +92,20 @@ def test_demo_mode_end_to_end(demo_gateway):
     entries = ledger["entries"] if isinstance(ledger, dict) else ledger
     entry = [e for e in entries if e["opcRequestId"] == raw.headers["x-request-id"]][0]
     assert completion.usage.total_tokens == entry["usage"]["totalTokens"]
-    assert "gateway_demo" in httpx.get(f"http://127.0.0.1:{port}/v1/models",
-                                       headers={"Authorization": f"Bearer {key}"}).json()
+    assert (
+        "gateway_demo"
+        in httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
+    )
 
 
 def test_outside_demo_mode_missing_credentials_stop_start_up(tmp_path):
     env = env_for(tmp_path)  # no GATEWAY_DEMO: like the image or production
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    result = subprocess.run([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "no OCI credentials" in result.stderr
     assert "Traceback" not in result.stderr

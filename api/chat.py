@@ -18,7 +18,7 @@ from .errors import GatewayError
 from .http import SSE_HEADERS, ApiResponse
 from .translate.errors import upstream_connection_error, upstream_error_to_gateway, upstream_timeout
 from .translate.sse import DONE, SSEDecoder, encode_sse
-from .upstream.client import post_signed
+from .upstream.client import post_signed, trace
 
 log = logging.getLogger("gateway.chat")
 
@@ -214,6 +214,7 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
         decoder = SSEDecoder()
         content = resp.content
         upstream_done = False
+        tracing = settings.GATEWAY_TRACE_UPSTREAM
         while not upstream_done:
             try:
                 async with asyncio.timeout(heartbeat):
@@ -224,6 +225,8 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
             if not data:
                 break  # EOF
             for payload in decoder.feed(data):
+                if tracing:
+                    trace.info("upstream event %s: %s", ctx.request.request_id, payload)
                 if payload == "[DONE]":
                     upstream_done = True
                     break

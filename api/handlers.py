@@ -13,7 +13,7 @@ from datetime import UTC
 from django.conf import settings
 
 from models_registry.catalog import ModelEntry, get_catalog
-from usage.auth import KeyPrincipal, authenticate
+from usage.auth import KeyPrincipal, authenticate, principal_by_name
 
 from . import chat
 from .context import CallContext
@@ -31,8 +31,25 @@ def client_secret(request: ApiRequest) -> str:
     return request.headers.get("api-key") or request.headers.get("x-api-key") or ""
 
 
+def _anonymous_allowed(request: ApiRequest) -> bool:
+    import ipaddress
+
+    if not (settings.GATEWAY_ANONYMOUS_KEY and request.client_ip):
+        return False
+    try:
+        address = ipaddress.ip_address(request.client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in settings.GATEWAY_ANONYMOUS_CIDRS)
+
+
 async def require_key(request: ApiRequest) -> KeyPrincipal:
     secret = client_secret(request)
+    if not secret and _anonymous_allowed(request):
+        # Keyless tools from trusted ranges count as the named key: its limits and usage apply.
+        principal = await principal_by_name(settings.GATEWAY_ANONYMOUS_KEY)
+        if principal is not None:
+            return principal
     if not secret:
         raise GatewayError(
             401,

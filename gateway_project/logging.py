@@ -56,3 +56,23 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, extra):
                 payload[extra] = getattr(record, extra)
         return orjson.dumps(payload).decode()
+
+
+_installed = False
+
+
+def install_redaction() -> None:
+    """Redact every log record at creation, so no handler (nor a test's capture) ever sees a secret."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    base_factory = logging.getLogRecordFactory()
+    redactor = RedactSecretsFilter()
+
+    def factory(*args, **kwargs):
+        record = base_factory(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)

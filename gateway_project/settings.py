@@ -217,6 +217,10 @@ ALLOW_HTTP_UPSTREAMS = envbool("ALLOW_HTTP_UPSTREAMS", False)
 # --- Gateway behaviour ---------------------------------------------------------------------------
 GATEWAY_API_KEYS = envlist("GATEWAY_API_KEYS")
 GATEWAY_KEY_PEPPER = envsecret("GATEWAY_KEY_PEPPER") or SECRET_KEY
+# Keyless clients (off by default): requests without a key from these ranges count as the named key.
+GATEWAY_ANONYMOUS_KEY = env("GATEWAY_ANONYMOUS_KEY", "") or ""
+GATEWAY_ANONYMOUS_CIDRS = envlist("GATEWAY_ANONYMOUS_CIDRS")
+GATEWAY_TRACE_UPSTREAM = envbool("GATEWAY_TRACE_UPSTREAM", False)
 GATEWAY_ENCRYPTION_KEY = envsecret("GATEWAY_ENCRYPTION_KEY", "") or ""
 HEARTBEAT_SECONDS = envfloat("HEARTBEAT_SECONDS", 15.0)
 UPSTREAM_CONNECT_TIMEOUT = envfloat("UPSTREAM_CONNECT_TIMEOUT", 10.0)
@@ -258,3 +262,7 @@ if LOG_DIR:
         "filters": ["redact"],
     }
     LOGGING["root"]["handlers"].append("file")
+
+from .logging import install_redaction  # noqa: E402
+
+install_redaction()

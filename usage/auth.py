@@ -85,6 +85,21 @@ def _load_principal(digest: str) -> KeyPrincipal | None:
 _principals = bus.VersionedValue("keys", dict)
 
 
+def _load_principal_by_name(name: str) -> KeyPrincipal | None:
+    key = ApiKey.objects.filter(name=name, is_active=True).order_by("id").first()
+    return _load_principal(key.lookup_hash) if key else None
+
+
+async def principal_by_name(name: str) -> KeyPrincipal | None:
+    """The named key's principal (keyless clients mapped onto it by GATEWAY_ANONYMOUS_KEY)."""
+    cache: dict = await _principals.get()
+    slot = f"name:{name}"
+    if slot not in cache:
+        cache[slot] = await run_db(_load_principal_by_name, name)
+    principal = cache[slot]
+    return principal if principal is not None and principal.is_valid_now() else None
+
+
 async def authenticate(secret: str) -> KeyPrincipal | None:
     if not secret:
         return None

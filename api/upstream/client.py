@@ -8,6 +8,7 @@ NO_PROXY (`trust_env`), a private CA from OCI_GENAI_CA_BUNDLE.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import uuid
 
@@ -17,6 +18,9 @@ from django.conf import settings
 from models_registry.catalog import DeploymentSpec
 
 from .signing import signed_headers
+
+# GATEWAY_TRACE_UPSTREAM=1: heads and SSE events of upstream calls (secrets redacted by the log filter).
+trace = logging.getLogger("gateway.upstream.trace")
 
 _session: aiohttp.ClientSession | None = None
 _session_key: tuple | None = None
@@ -95,7 +99,12 @@ async def post_signed(
     if extra_headers:
         headers.update(extra_headers)
     headers = await signed_headers(deployment.credential, "POST", url, headers, body)
-    return await session().post(url, data=body, headers=headers, allow_redirects=False, timeout=_timeout())
+    if settings.GATEWAY_TRACE_UPSTREAM:
+        trace.info("upstream request POST %s headers=%s body_bytes=%d", url, headers, len(body))
+    response = await session().post(url, data=body, headers=headers, allow_redirects=False, timeout=_timeout())
+    if settings.GATEWAY_TRACE_UPSTREAM:
+        trace.info("upstream response %s %s headers=%s", response.status, url, dict(response.headers))
+    return response
 
 
 def _timeout() -> aiohttp.ClientTimeout:

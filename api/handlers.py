@@ -210,6 +210,13 @@ async def key_usage(request: ApiRequest) -> ApiResponse:
     )
 
 
+async def openapi(request: ApiRequest) -> ApiResponse:
+    """GET /v1/openapi.json: no key needed, the description of the API is not a secret."""
+    from .openapi import openapi_document
+
+    return json_response(openapi_document())
+
+
 async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiRequest, *args) -> ApiResponse:
     """Run a handler; any error becomes OpenAI's envelope, never a traceback."""
     try:

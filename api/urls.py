@@ -10,6 +10,7 @@ _routes = [
     ("models/<path:model_id>", views.retrieve_model),
     ("chat/completions", views.chat_completions),
     ("usage", views.key_usage),
+    ("openapi.json", views.openapi),
 ]
 
 _prefix = settings.API_ROUTE_PREFIX.strip("/")

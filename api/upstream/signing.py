@@ -57,14 +57,31 @@ def _key_file_fallback(config: dict, config_file: str) -> dict:
     return config
 
 
+def _read_config(config_file: str, profile: str) -> dict:
+    import configparser
+
+    import oci
+
+    try:
+        return oci.config.from_file(config_file, profile)
+    except oci.exceptions.InvalidKeyFilePath:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(os.path.expanduser(config_file))
+        config = {**oci.config.DEFAULT_CONFIG, **parser[profile]}
+        fixed = _key_file_fallback(config, config_file)
+        if fixed is config:
+            raise
+        return fixed
+
+
 def build_signer(spec: CredentialSpec):
     import oci
 
     auth = spec.auth_type
     try:
         if auth == "API_KEY":
-            config = (_config_from_environment() if spec.name == "environment" else None) or _key_file_fallback(
-                oci.config.from_file(spec.config_file, spec.config_profile), spec.config_file
+            config = (_config_from_environment() if spec.name == "environment" else None) or _read_config(
+                spec.config_file, spec.config_profile
             )
             oci.config.validate_config(config)
             return oci.signer.Signer(
@@ -76,7 +93,7 @@ def build_signer(spec: CredentialSpec):
                 private_key_content=config.get("key_content"),
             )
         if auth == "SECURITY_TOKEN":
-            config = oci.config.from_file(spec.config_file, spec.config_profile)
+            config = _read_config(spec.config_file, spec.config_profile)
             with open(os.path.expanduser(config["security_token_file"])) as fh:
                 token = fh.read().strip()
             private_key = oci.signer.load_private_key_from_file(config["key_file"], config.get("pass_phrase"))
@@ -91,7 +108,8 @@ def build_signer(spec: CredentialSpec):
         raise
     except (oci.exceptions.ConfigFileNotFound, FileNotFoundError) as exc:
         raise CredentialError(spec.name, f"file not found ({exc})") from None
-    except (oci.exceptions.ProfileNotFound, oci.exceptions.InvalidConfig, KeyError) as exc:
+    except (oci.exceptions.ProfileNotFound, oci.exceptions.InvalidConfig, oci.exceptions.InvalidKeyFilePath,
+            KeyError) as exc:
         raise CredentialError(spec.name, f"invalid configuration ({exc})") from None
     except Exception as exc:  # the SDK raises many types while fetching principals
         raise CredentialError(spec.name, f"{type(exc).__name__}: {exc}") from None
@@ -100,7 +118,7 @@ def build_signer(spec: CredentialSpec):
 
 def _config_from_environment() -> dict | None:
     """API-key credentials given as environment variables (a Kubernetes secret, no config file)."""
-    from django.conf import settings  # noqa: F401  (settings loaded .env)
+    from django.conf import settings
 
     user, tenancy, fingerprint = os.environ.get("OCI_USER"), os.environ.get("OCI_TENANCY"), os.environ.get(
         "OCI_FINGERPRINT"
@@ -108,7 +126,9 @@ def _config_from_environment() -> dict | None:
     key_file, key = os.environ.get("OCI_KEY_FILE"), os.environ.get("OCI_KEY")
     if not (user and tenancy and fingerprint and (key_file or key)):
         return None
-    config = {"user": user, "tenancy": tenancy, "fingerprint": fingerprint, "region": os.environ.get("OCI_REGION")}
+    # The region does not enter the signature, but the SDK's validation wants one.
+    region = os.environ.get("OCI_REGION") or settings.OCI_REGION or "us-ashburn-1"
+    config = {"user": user, "tenancy": tenancy, "fingerprint": fingerprint, "region": region}
     if key:
         config["key_content"] = key
     else:

@@ -41,20 +41,36 @@ def _bodies(kind: str, compartment: str, n: int) -> tuple[str, list[dict]]:
     from oci_emulator.testing import chat_body
 
     if kind == "chat":
-        return "/20231130/actions/chat", [chat_body("meta.llama-3.3-70b-instruct", f"Benchmark prompt number {i}",
-                                                    compartment_id=compartment, maxTokens=64) for i in range(n)]
+        return "/20231130/actions/chat", [
+            chat_body(
+                "meta.llama-3.3-70b-instruct", f"Benchmark prompt number {i}", compartment_id=compartment, maxTokens=64
+            )
+            for i in range(n)
+        ]
     if kind == "cohere":
-        return "/20231130/actions/chat", [chat_body("cohere.command-r-08-2024", f"Benchmark prompt {i}", "COHERE",
-                                                    compartment_id=compartment) for i in range(n)]
+        return "/20231130/actions/chat", [
+            chat_body("cohere.command-r-08-2024", f"Benchmark prompt {i}", "COHERE", compartment_id=compartment)
+            for i in range(n)
+        ]
     if kind == "embed":
-        return "/20231130/actions/embedText", [{
-            "compartmentId": compartment, "inputs": [f"benchmark sentence {i}"],
-            "servingMode": {"servingType": "ON_DEMAND", "modelId": "cohere.embed-english-light-v3.0"}}
-            for i in range(n)]
+        return "/20231130/actions/embedText", [
+            {
+                "compartmentId": compartment,
+                "inputs": [f"benchmark sentence {i}"],
+                "servingMode": {"servingType": "ON_DEMAND", "modelId": "cohere.embed-english-light-v3.0"},
+            }
+            for i in range(n)
+        ]
     if kind == "rerank":
-        return "/20231130/actions/rerankText", [{
-            "compartmentId": compartment, "input": f"query {i}", "documents": ["alpha doc", "beta doc", "query doc"],
-            "servingMode": {"servingType": "ON_DEMAND", "modelId": "cohere.rerank-v4.0-fast"}} for i in range(n)]
+        return "/20231130/actions/rerankText", [
+            {
+                "compartmentId": compartment,
+                "input": f"query {i}",
+                "documents": ["alpha doc", "beta doc", "query doc"],
+                "servingMode": {"servingType": "ON_DEMAND", "modelId": "cohere.rerank-v4.0-fast"},
+            }
+            for i in range(n)
+        ]
     raise SystemExit(f"unknown kind {kind}")
 
 
@@ -68,9 +84,16 @@ def signed_raw_requests(base_url: str, config_file: str, path: str, bodies: list
     out = []
     for i, body in enumerate(bodies):
         data = orjson.dumps(body)
-        prepared = requests.Request("POST", base_url + path, data=data, headers={
-            "content-type": "application/json", "accept": "application/json",
-            "opc-request-id": f"BENCH{i:027d}"}).prepare()
+        prepared = requests.Request(
+            "POST",
+            base_url + path,
+            data=data,
+            headers={
+                "content-type": "application/json",
+                "accept": "application/json",
+                "opc-request-id": f"BENCH{i:027d}",
+            },
+        ).prepare()
         signer(prepared)
         lines = [f"POST {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in prepared.headers.items()]
         out.append(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
@@ -151,8 +174,9 @@ def run(kind="chat", duration=10.0, connections=64, server_cpu="0", client_cpu="
     cmd = [sys.executable, "-m", "oci_emulator", "--port", str(port), "--workdir", workdir, "--log-level", "error"]
     if server_cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(server_cpu)] + cmd
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT)
+    )
     try:
         for line in proc.stdout:
             if line.startswith("# base URL"):
@@ -189,8 +213,12 @@ def run(kind="chat", duration=10.0, connections=64, server_cpu="0", client_cpu="
         assert all(e["signature"] == "ok" and e["schema"] in ("ok", "skipped") for e in entries), entries[:1]
         lat = sorted(stats["lat"])
         return {
-            "kind": kind, "connections": connections, "seconds": round(elapsed, 2), "requests": stats["n"],
-            "errors": stats["errors"], "rps": round(stats["n"] / elapsed),
+            "kind": kind,
+            "connections": connections,
+            "seconds": round(elapsed, 2),
+            "requests": stats["n"],
+            "errors": stats["errors"],
+            "rps": round(stats["n"] / elapsed),
             "p50_ms": round(statistics.median(lat) * 1000, 2) if lat else None,
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,
             "server_cpu": server_cpu,
@@ -217,10 +245,12 @@ def main(argv=None) -> int:
     ap.add_argument("--client-cpu", default="1")
     args = ap.parse_args(argv)
     r = run(args.kind, args.duration, args.connections, args.server_cpu, args.client_cpu)
-    print(f"emulator {r['kind']} non-streaming: {r['rps']} req/s on one core (cpu {r['server_cpu']}), "
-          f"{r['connections']} connections, {r['requests']} requests in {r['seconds']} s, {r['errors']} errors, "
-          f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; server used {r['server_cpu_seconds']} CPU-s = "
-          f"{r['rps_per_cpu_second']} requests per CPU-second")
+    print(
+        f"emulator {r['kind']} non-streaming: {r['rps']} req/s on one core (cpu {r['server_cpu']}), "
+        f"{r['connections']} connections, {r['requests']} requests in {r['seconds']} s, {r['errors']} errors, "
+        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; server used {r['server_cpu_seconds']} CPU-s = "
+        f"{r['rps_per_cpu_second']} requests per CPU-second"
+    )
     return 0 if r["errors"] == 0 else 1
 
 

@@ -57,6 +57,12 @@ class DeploymentSpec:
     price_cached_input_per_m: Decimal
     price_output_per_m: Decimal
     price_reasoning_per_m: Decimal
+    connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    total_timeout_s: float = 900.0
+    max_in_flight: int | None = None
+    queue_timeout_s: float = 0.0
 
     @property
     def is_dedicated(self) -> bool:
@@ -69,11 +75,22 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteSpec:
+    deployment: DeploymentSpec
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
     name: str
     description: str
     created: int
-    deployments: tuple[DeploymentSpec, ...]
+    deployments: tuple[DeploymentSpec, ...]  # in priority order
+    routes: tuple[RouteSpec, ...] = ()
+    strategy: str = "weighted"
+    fallback: str | None = None
+    retry_budget: int = 2
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -81,8 +98,11 @@ class ModelEntry:
         for d in self.deployments:
             caps.update(
                 name
-                for name, on in (("chat", d.supports_chat), ("embeddings", d.supports_embeddings),
-                                 ("rerank", d.supports_rerank))
+                for name, on in (
+                    ("chat", d.supports_chat),
+                    ("embeddings", d.supports_embeddings),
+                    ("rerank", d.supports_rerank),
+                )
                 if on
             )
         return frozenset(caps)
@@ -99,8 +119,9 @@ class Catalog:
 def _credential(deployment: Deployment, default) -> CredentialSpec:
     profile = deployment.credential or default
     if profile is None:
-        return CredentialSpec("environment", settings.OCI_AUTH_TYPE, settings.OCI_CONFIG_FILE,
-                              settings.OCI_CONFIG_PROFILE)
+        return CredentialSpec(
+            "environment", settings.OCI_AUTH_TYPE, settings.OCI_CONFIG_FILE, settings.OCI_CONFIG_PROFILE
+        )
     return CredentialSpec(
         profile.name,
         profile.auth_type,
@@ -146,6 +167,12 @@ def deployment_spec(d: Deployment, default_profile=None) -> DeploymentSpec:
         price_cached_input_per_m=d.price_cached_input_per_m,
         price_output_per_m=d.price_output_per_m,
         price_reasoning_per_m=d.price_reasoning_per_m,
+        connect_timeout_s=d.connect_timeout_s,
+        first_byte_timeout_s=d.first_byte_timeout_s or (300.0 if d.supports_reasoning else 120.0),
+        idle_timeout_s=d.idle_timeout_s,
+        total_timeout_s=d.total_timeout_s,
+        max_in_flight=d.max_in_flight,
+        queue_timeout_s=d.queue_timeout_s,
     )
 
 
@@ -154,15 +181,30 @@ def load_catalog() -> Catalog:
 
     default_profile = CredentialProfile.objects.filter(is_default=True).first()
     entries: dict[str, ModelEntry] = {}
-    public_models = PublicModel.objects.filter(enabled=True).prefetch_related("routes__deployment__credential")
+    public_models = (
+        PublicModel.objects.filter(enabled=True)
+        .select_related("fallback")
+        .prefetch_related("routes__deployment__credential")
+    )
     for pm in public_models:
         routes = sorted(
             (r for r in pm.routes.all() if r.enabled and r.deployment.enabled),
             key=lambda r: (r.priority, r.id),
         )
-        specs = tuple(deployment_spec(r.deployment, default_profile) for r in routes)
-        if specs:
-            entries[pm.name] = ModelEntry(pm.name, pm.description, int(pm.created_at.timestamp()), specs)
+        route_specs = tuple(
+            RouteSpec(deployment_spec(r.deployment, default_profile), r.priority, max(r.weight, 1)) for r in routes
+        )
+        if route_specs:
+            entries[pm.name] = ModelEntry(
+                pm.name,
+                pm.description,
+                int(pm.created_at.timestamp()),
+                deployments=tuple(r.deployment for r in route_specs),
+                routes=route_specs,
+                strategy=pm.strategy,
+                fallback=pm.fallback.name if pm.fallback_id else None,
+                retry_budget=pm.retry_budget,
+            )
     return Catalog(MappingProxyType(entries))
 
 

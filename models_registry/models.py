@@ -126,6 +126,18 @@ class Deployment(models.Model):
         default=False, help_text="Keep reading upstream after a client leaves, to bill OCI's own usage."
     )
     embed_truncate = models.CharField(max_length=8, choices=Truncate.choices, default=Truncate.END)
+    connect_timeout_s = models.FloatField(default=10)
+    first_byte_timeout_s = models.FloatField(
+        null=True, blank=True, help_text="Blank: 300 s for reasoning-capable deployments, 120 s otherwise."
+    )
+    idle_timeout_s = models.FloatField(default=120, help_text="Longest silence between stream events.")
+    total_timeout_s = models.FloatField(default=900, help_text="Whole call; non-streaming calls stop at 600 s.")
+    max_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cap on concurrent requests (dedicated clusters); blank: no cap."
+    )
+    queue_timeout_s = models.FloatField(
+        default=0, help_text="When at the cap: wait this long for a slot (0: answer 429 at once)."
+    )
     price_input_per_m = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     price_cached_input_per_m = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     price_output_per_m = models.DecimalField(max_digits=12, decimal_places=6, default=0)
@@ -174,12 +186,29 @@ class Deployment(models.Model):
             raise ValidationError(errors)
 
 
+class RoutingStrategy(models.TextChoices):
+    WEIGHTED = "weighted", "Weighted random"
+    LEAST_IN_FLIGHT = "least_in_flight", "Fewest requests in flight"
+    LOWEST_LATENCY = "lowest_latency", "Lowest recent latency"
+
+
 class PublicModel(models.Model):
     """The name clients send as `model`."""
 
     name = models.CharField(max_length=200, unique=True, help_text="May contain '/', e.g. team/llama.")
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    strategy = models.CharField(
+        max_length=20, choices=RoutingStrategy.choices, default=RoutingStrategy.WEIGHTED,
+        help_text="How to choose among routes of the same priority.",
+    )
+    fallback = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Another public model to use when every route of this one has failed (e.g. a smaller model).",
+    )
+    retry_budget = models.PositiveSmallIntegerField(
+        default=2, help_text="Retries (on 429, 5xx, connection errors, timeouts) before giving up."
+    )
     source = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

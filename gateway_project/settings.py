@@ -266,3 +266,13 @@ if LOG_DIR:
 from .logging import install_redaction  # noqa: E402
 
 install_redaction()
+
+# --- Routing and resilience (per-deployment timeouts live in the registry) -------------------------
+BREAKER_FAILURES = envint("BREAKER_FAILURES", 5)
+BREAKER_ERROR_RATE = envfloat("BREAKER_ERROR_RATE", 0.5)
+BREAKER_MIN_CALLS = envint("BREAKER_MIN_CALLS", 10)
+BREAKER_WINDOW_S = envfloat("BREAKER_WINDOW_S", 30.0)
+BREAKER_COOLDOWN_S = envfloat("BREAKER_COOLDOWN_S", 30.0)
+RETRY_BASE_DELAY_S = envfloat("RETRY_BASE_DELAY_S", 0.2)
+RETRY_MAX_DELAY_S = envfloat("RETRY_MAX_DELAY_S", 5.0)
+REQUEST_DEADLINE_S = envfloat("REQUEST_DEADLINE_S", 900.0)

@@ -52,10 +52,3 @@ def endpoint(handler, methods: tuple[str, ...]):
 
     view.__name__ = handler.__name__
     return view
-
-
-list_models = endpoint(handlers.list_models, ("GET",))
-retrieve_model = endpoint(handlers.retrieve_model, ("GET",))
-chat_completions = endpoint(handlers.chat_completions, ("POST",))
-key_usage = endpoint(handlers.key_usage, ("GET",))
-openapi = endpoint(handlers.openapi, ("GET",))

@@ -132,7 +132,10 @@ class Bench:
             port,
         )
         self.targets.append(Target("floor", floor, floor.url + "/v1"))
-        self.targets.append(self._start_gateway())
+        self.targets.append(self._start_gateway(self.args.serving, "gateway"))
+        if self.args.compare_serving:
+            other = "django" if self.args.serving == "asgi" else "asgi"
+            self.targets.append(self._start_gateway(other, f"gateway-{other}"))
         if not self.args.no_litellm:
             litellm = self._start_litellm()
             if litellm:
@@ -162,8 +165,8 @@ class Bench:
         )
         return env
 
-    def _start_gateway(self) -> Target:
-        env = self._gateway_env()
+    def _start_gateway(self, serving: str, name: str) -> Target:
+        env = {**self._gateway_env(), "API_SERVING": serving}
         exists = sh(
             "psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{BENCH_DB}'"
         ).strip()
@@ -181,10 +184,8 @@ class Bench:
         key = sh(PY, "manage.py", "create_api_key", f"bench-{uuid.uuid4().hex[:6]}", env=env).strip().splitlines()[-1]
         self._apply_limits(env, key)
         port = free_port()
-        service = self._spawn(
-            "gateway", [PY, "manage.py", "serve", "--port", str(port), "--workers", "1"], port, env=env
-        )
-        return Target("gateway", service, service.url + "/v1", {"Authorization": f"Bearer {key}"})
+        service = self._spawn(name, [PY, "manage.py", "serve", "--port", str(port), "--workers", "1"], port, env=env)
+        return Target(name, service, service.url + "/v1", {"Authorization": f"Bearer {key}"})
 
     def _apply_limits(self, env: dict, key: str) -> None:
         """Governance on: give the key generous limits, so the limiter runs on every request."""
@@ -332,6 +333,8 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=30)
     parser.add_argument("--soak", type=int, default=600, help="soak seconds (0: skip)")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--serving", default="asgi", choices=("asgi", "django"), help="the gateway's /v1 adapter")
+    parser.add_argument("--compare-serving", action="store_true", help="also run the gateway with the other one")
     parser.add_argument("--write", default="docs/benchmarks.md")
     args = parser.parse_args()
     bench = Bench(args)

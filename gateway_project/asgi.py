@@ -83,9 +83,12 @@ def _request_id(scope) -> str:
     return new_request_id()
 
 
-def build_application():
+def build_application(api_serving: str | None = None):
     django_app = get_asgi_application()
     api_app = LeanApiHandler()
+    # /v1 through the raw ASGI adapter (default) or Django's async views: see docs/benchmarks.md.
+    raw_api = (api_serving or settings.API_SERVING) == "asgi"
+    from api import asgi_adapter
     websocket_app = _websocket_app()
 
     async def app(scope, receive, send):
@@ -110,6 +113,8 @@ def build_application():
                     message = {**message, "headers": [*message.get("headers", ()), CORS_HEADERS[0]]}
                 await send(message)
 
+            if raw_api:
+                return await asgi_adapter.handle(scope, receive, send_with_cors, request_id)
             return await api_app(scope, receive, send_with_cors)
         return await django_app(scope, receive, send)
 

@@ -135,7 +135,7 @@ async def _client():
 
 async def _set_shared(name: str, seconds: float) -> None:
     try:
-        await (await _client()).set(f"gateway:breaker:{name}", "open", px=int(seconds * 1000))
+        await (await _client()).set(f"{settings.REDIS_KEY_PREFIX}breaker:{name}", "open", px=int(seconds * 1000))
     except Exception as exc:
         log.warning("could not share breaker state through Redis: %s", exc)
 
@@ -149,7 +149,7 @@ async def refresh_shared(names: Iterable[str]) -> None:
         client = await _client()
         async with client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.pttl(f"gateway:breaker:{name}")
+                pipe.pttl(f"{settings.REDIS_KEY_PREFIX}breaker:{name}")
             ttls = await pipe.execute()
     except Exception as exc:
         log.warning("could not read shared breaker state: %s", exc)

@@ -34,8 +34,11 @@ log = logging.getLogger("gateway.usage")
 
 QUEUE_MAX = int(os.environ.get("USAGE_QUEUE_MAX", "50000"))
 BATCH = 2000
-STREAM = "gateway:usage"
 GROUP = "usage-writers"
+
+
+def stream_name() -> str:
+    return settings.REDIS_KEY_PREFIX + "usage"
 CLAIM_IDLE_MS = 15_000
 
 
@@ -118,7 +121,7 @@ class UsageRecorder:
         """Queue a record; with Redis, make it durable in the stream before returning."""
         if settings.REDIS_URL:
             try:
-                await self._client().xadd(STREAM, {"e": event.to_json()})
+                await self._client().xadd(stream_name(), {"e": event.to_json()})
                 return
             except Exception as exc:  # Redis down: the in-memory path still keeps it
                 log.warning("usage stream unavailable (%s); queueing in memory", exc)
@@ -208,7 +211,7 @@ class UsageRecorder:
         import redis
 
         try:
-            await self._client().xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            await self._client().xgroup_create(stream_name(), GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -217,14 +220,15 @@ class UsageRecorder:
         """Read, write and acknowledge one batch of stream entries (ours first, then claimed, then new)."""
         client = self._client()
         await self._ensure_group()
+        stream = stream_name()
         _next, claimed, _deleted = await client.xautoclaim(
-            STREAM, GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
+            stream, GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
         )
         entries = list(claimed)
-        mine = await client.xreadgroup(GROUP, self._consumer, {STREAM: "0"}, count=BATCH)
+        mine = await client.xreadgroup(GROUP, self._consumer, {stream: "0"}, count=BATCH)
         entries += [e for _s, items in mine for e in items]
         if not entries:
-            fresh = await client.xreadgroup(GROUP, self._consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+            fresh = await client.xreadgroup(GROUP, self._consumer, {stream: ">"}, count=BATCH, block=block_ms)
             entries = [e for _s, items in fresh for e in items]
         entries = [(eid, data) for eid, data in entries if data]
         if not entries:
@@ -232,8 +236,8 @@ class UsageRecorder:
         events = [UsageEvent.from_json(data[b"e"]) for _eid, data in entries]
         await asyncio.to_thread(_write, events)
         ids = [eid for eid, _ in entries]
-        await client.xack(STREAM, GROUP, *ids)
-        await client.xdel(STREAM, *ids)
+        await client.xack(stream, GROUP, *ids)
+        await client.xdel(stream, *ids)
         return len(events)
 
     async def _consume_forever(self) -> None:

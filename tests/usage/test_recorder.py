@@ -72,7 +72,7 @@ def test_failed_flush_keeps_records_and_spills_past_the_bound(monkeypatch, tmp_p
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
 def test_durable_records_go_through_the_redis_stream():
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(recorder_module.STREAM)
+    client.delete(recorder_module.stream_name())
     rec = UsageRecorder()
     events = [event() for _ in range(5)]
 
@@ -90,7 +90,7 @@ def test_durable_records_go_through_the_redis_stream():
 
     assert async_to_sync(scenario)() == 5
     assert UsageRecord.objects.filter(request_id__in=[e.request_id for e in events]).count() == 5
-    assert client.xlen(recorder_module.STREAM) == 0
+    assert client.xlen(recorder_module.stream_name()) == 0
 
 
 def test_rollup_upsert_works_on_this_database():

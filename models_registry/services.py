@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import yaml
 from django.db import transaction
 
+from audit.services import audited_update
+
 from . import bus
 from .models import ApiFormat, Deployment, DeploymentKind, PublicModel, Route
 
@@ -185,7 +187,8 @@ def models_import(*, text: str, source: str, prune: bool = False) -> ImportSumma
         changed = True
     if prune:
         stale = PublicModel.objects.filter(source=source, enabled=True).exclude(name__in=names)
-        summary.disabled = stale.update(enabled=False)  # bulk update bypasses signals: bump below
+        # A bulk update sends no signals: audited_update writes the audit entries, the bump is below.
+        summary.disabled = audited_update(stale, enabled=False, note=f"pruned: no longer in {source}")
         changed = changed or bool(summary.disabled)
     if changed:
         bus.bump("catalog")

@@ -101,6 +101,13 @@ def _check_migrations() -> None:
         raise CommandError("the database has unapplied migrations: run `python manage.py migrate` first")
 
 
+def _collect_static() -> None:
+    """The admin's and API docs' assets, served by WhiteNoise (intranets have no CDN)."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
 def _superuser_from_environment() -> list[str]:
     from django.contrib.auth import get_user_model
 
@@ -133,6 +140,7 @@ def prepare_to_serve() -> list[str]:
 
     banner: list[str] = []
     _check_migrations()
+    _collect_static()
     if demo_wanted():
         env = start_demo_emulator()
         os.environ.update(env)  # worker processes read their settings from the environment ...

@@ -39,7 +39,7 @@ GROUP = "usage-writers"
 
 def stream_name() -> str:
     return settings.REDIS_KEY_PREFIX + "usage"
-CLAIM_IDLE_MS = 15_000
+CLAIM_IDLE_MS = int(os.environ.get("USAGE_CLAIM_IDLE_MS", "15000"))  # a dead consumer's entries after this
 
 
 @dataclass(slots=True)

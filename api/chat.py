@@ -23,6 +23,9 @@ from .upstream.client import post_signed, trace
 log = logging.getLogger("gateway.chat")
 
 KEEP_ALIVE = b": keep-alive\n\n"
+# A Cohere stream whose finish event carried no usage: how long to wait for a separate usage event (COHEREV2
+# may send one after the finish) before ending the stream with an estimate.
+USAGE_GRACE_SECONDS = 1.0
 
 
 def chat_url(d: DeploymentSpec, stream: bool) -> tuple[str, dict[str, str]]:
@@ -89,6 +92,8 @@ async def chat_completion(ctx: CallContext, req, d: DeploymentSpec) -> ApiRespon
         headers["x-gateway-dropped-params"] = ",".join(translated.dropped)
     completion_id = "chatcmpl-" + ctx.request.request_id.lower()
     created = int(time.time())
+    # Limits: reserve on the key's and team's limits with the effective max output (usage/limits.py).
+    await ctx.admit(max_output=translated.max_tokens, choices=req.n or 1, cuttable=upstream_stream)
 
     call = asyncio.ensure_future(
         post_signed(d, url, body, request_id=ctx.request.request_id, stream=upstream_stream, extra_headers=extra)
@@ -215,12 +220,20 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
         content = resp.content
         upstream_done = False
         tracing = settings.GATEWAY_TRACE_UPSTREAM
+        loop = asyncio.get_running_loop()
+        usage_deadline = None  # set when a Cohere stream finished without usage
         while not upstream_done:
+            wait = heartbeat
+            if usage_deadline is not None:
+                wait = min(heartbeat, usage_deadline - loop.time())
+                if wait <= 0:
+                    break
             try:
-                async with asyncio.timeout(heartbeat):
+                async with asyncio.timeout(wait):
                     data = await content.readany()
             except TimeoutError:
-                yield KEEP_ALIVE
+                if usage_deadline is None:
+                    yield KEEP_ALIVE
                 continue
             if not data:
                 break  # EOF
@@ -233,20 +246,50 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
                 event = orjson.loads(payload)
                 if isinstance(event, dict) and "error" in event and len(event) <= 2 and "choices" not in event:
                     raise _MidStreamError(event)
-                for chunk in translator.feed(event):
+                chunks = translator.feed(event)
+                # Budget: relay only the output the reservation holds; extend it, or stop at this event.
+                allowance = ctx.output_allowance
+                if (allowance is not None and translator.content_events > allowance
+                        and not await ctx.extend_output(translator.content_events)):
+                    raise _BudgetExhausted(translator.content_events - 1)
+                for chunk in chunks:
                     ctx.mark_first_token()
                     yield encode_sse(chunk)
                 if translator.finished and fmt.stops_on_finish:
-                    # Cohere sends no [DONE] and may keep the connection open after its finish event.
-                    upstream_done = True
-                    break
+                    # Cohere sends no [DONE] and may keep the connection open after its finish event. Usage
+                    # rides on the finish event, or (COHEREV2) follows it in its own event: keep reading the
+                    # events already received, and wait a moment for one that is not.
+                    if translator.usage is not None:
+                        upstream_done = True
+                        break
+                    if usage_deadline is None:
+                        usage_deadline = loop.time() + USAGE_GRACE_SECONDS
         if not translator.finished:
             raise _MidStreamError({"error": {"message": "upstream stream ended before its finish event"}})
-        ctx.usage = translator.usage
-        ctx.usage_source = "upstream" if translator.usage else "none"
-        if include_usage and translator.usage:
-            yield encode_sse(translator.usage_chunk())
+        if translator.usage:
+            ctx.usage, ctx.usage_source = translator.usage, "upstream"
+        else:
+            _estimate(ctx, req, translator)  # upstream reported none: bill a lower-bound estimate, never zero
+        if include_usage and ctx.usage:
+            yield encode_sse(
+                {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                 "model": ctx.public_model, "choices": [], "usage": ctx.usage}
+            )
         await ctx.record_durable()
+        yield DONE
+    except _BudgetExhausted as exc:
+        # The budget ran out mid-stream: stop upstream, bill what was relayed, end the stream cleanly.
+        if resp is not None:
+            resp.close()
+        ctx.fail(429, "insufficient_quota")
+        prompt = estimate_prompt_tokens(prompt_chars(req))
+        ctx.usage = {"prompt_tokens": prompt, "completion_tokens": exc.relayed, "total_tokens": prompt + exc.relayed}
+        ctx.usage_source = "estimated"
+        await ctx.record_durable()
+        yield encode_sse(
+            {"error": {"message": "The budget of this API key or its team ran out during the answer; it was cut "
+                                  "here.", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        )
         yield DONE
     except _MidStreamError as exc:
         message = (exc.event.get("error") or {}).get("message") or "upstream error"
@@ -283,6 +326,12 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
             call.cancel()
         if not draining:  # a drain task records once it has OCI's own counts
             ctx.record()
+
+
+class _BudgetExhausted(Exception):
+    def __init__(self, relayed: int) -> None:
+        super().__init__(f"budget exhausted after {relayed} events")
+        self.relayed = relayed
 
 
 class _MidStreamError(Exception):

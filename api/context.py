@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from models_registry.catalog import DeploymentSpec
+from usage import limits
 from usage.auth import KeyPrincipal
 from usage.recorder import UsageEvent, recorder
 
+from .errors import GatewayError
 from .http import ApiRequest
 
 _MILLION = Decimal(1_000_000)
@@ -32,6 +34,45 @@ class CallContext:
     ttft_ms: int | None = None
     upstream_request_id: str = ""
     recorded: bool = False
+    reservation: limits.Reservation | None = None  # this call's share of its key's and team's limits
+
+    # --- limits (usage/limits.py): reserve before the upstream call, settle when the call is recorded ---
+    async def admit(self, *, max_output: int | None, choices: int = 1, cuttable: bool = False) -> None:
+        """Reserve the call on every limit of its key and team, or raise the 429 (503 if limits are down).
+
+        `max_output`: the effective max output tokens (None: unknown, a default is assumed; 0: none, as for
+        embeddings). `cuttable`: the call is an upstream stream the relay can stop when its budget runs out.
+        """
+        # Already admitted (by `governed`), or a context that never records (a batch's child call) and so
+        # would never settle: nothing to take.
+        if not self.principal.has_limits or self.reservation is not None or self.recorded:
+            return
+        d = self.deployment
+        demand = limits.demand_for(
+            body=self.request.body, max_output=max_output, choices=choices, cuttable=cuttable,
+            price_in_per_m=d.price_input_per_m if d else 0,
+            price_out_per_m=max(d.price_output_per_m, d.price_reasoning_per_m) if d else 0,
+        )
+        try:
+            self.reservation = await limits.reserve(self.principal, demand)
+        except limits.LimitExceeded as exc:
+            raise GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=exc.headers) from None
+
+    def limit_headers(self) -> dict[str, str]:
+        return self.reservation.headers if self.reservation is not None else {}
+
+    @property
+    def output_allowance(self) -> int | None:
+        """Output events a cut-able stream may relay on its reservation; None when no budget applies."""
+        return self.reservation.allowance if self.reservation is not None else None
+
+    async def extend_output(self, relayed: int) -> bool:
+        """The stream has relayed past its allowance: hold more output on the budgets; False when none is left."""
+        r = self.reservation
+        if r is None or r.allowance is None:
+            return True
+        await limits.extend(r, max(256, r.out // 2))
+        return relayed <= r.allowance
 
     def mark_first_token(self) -> None:
         if self.ttft_ms is None:
@@ -44,12 +85,14 @@ class CallContext:
         """Queue the call's usage record without waiting (error and disconnect paths)."""
         event = self._event()
         if event is not None:
+            limits.settle_soon(self.reservation, tokens=event.total_tokens, cost_usd=event.cost_usd)
             recorder.record(event)
 
     async def record_durable(self) -> None:
         """Hand the record over before the response completes (durable in Redis when configured)."""
         event = self._event()
         if event is not None:
+            await limits.settle(self.reservation, tokens=event.total_tokens, cost_usd=event.cost_usd)
             await recorder.record_durable(event)
 
     def _event(self) -> UsageEvent | None:

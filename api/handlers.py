@@ -14,6 +14,7 @@ from django.conf import settings
 
 from models_registry.catalog import ModelEntry, get_catalog
 from usage.auth import KeyPrincipal, authenticate, principal_by_name
+from usage.limits import snapshot as limits_snapshot
 
 from . import chat
 from .context import CallContext
@@ -142,21 +143,32 @@ def _check_size(request: ApiRequest, limit: int) -> None:
 
 
 async def governed(
-    request: ApiRequest, endpoint: str, work: Callable[[CallContext], Awaitable[ApiResponse]]
+    request: ApiRequest, endpoint: str, work: Callable[[CallContext], Awaitable[ApiResponse]], *,
+    admit: bool = True,
 ) -> ApiResponse:
-    """Authenticate, then run `work`; every outcome after authentication is recorded exactly once."""
+    """Authenticate, then run `work`; every outcome after authentication is recorded exactly once.
+
+    Limits (usage/limits.py): with `admit`, the call is reserved on its key's and team's limits before
+    `work` runs, from a prompt estimate (and an assumed output length, except for embeddings and rerank);
+    endpoints that know their output length pass admit=False and call `ctx.admit()` themselves before the
+    upstream call. Recording settles the reservation.
+    """
     principal = await require_key(request)
     ctx = CallContext(request=request, principal=principal, endpoint=endpoint)
     try:
+        if admit:  # embeddings and rerank produce no output tokens; others reserve the assumed default
+            await ctx.admit(max_output=0 if endpoint in ("embeddings", "rerank") else None)
         response = await work(ctx)
     except GatewayError as error:
         ctx.fail(error.status, error.type)
+        error.headers = {**ctx.limit_headers(), **error.headers}
         await ctx.record_durable()
         raise
     except BaseException:
         ctx.fail(500, "api_error")
         ctx.record()
         raise
+    response.headers.update(ctx.limit_headers())
     if response.stream is None:
         await ctx.record_durable()  # a stream records when it ends
     return response
@@ -171,7 +183,8 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
         ctx.deployment = deployment
         return await chat.chat_completion(ctx, req, deployment)
 
-    return await governed(request, "chat.completions", work)
+    # chat admits itself, once the effective max output tokens are known (api/chat.py).
+    return await governed(request, "chat.completions", work, admit=False)
 
 
 def _parse_time(request: ApiRequest, name: str):
@@ -197,6 +210,7 @@ async def key_usage(request: ApiRequest) -> ApiResponse:
     principal = await require_key(request)
     start, end = _parse_time(request, "start"), _parse_time(request, "end")
     summary = await run_db(key_usage_summary, key_id=principal.id, start=start, end=end)
+    limits_now = await limits_snapshot(principal)
     return json_response(
         {
             "object": "usage",
@@ -204,8 +218,8 @@ async def key_usage(request: ApiRequest) -> ApiResponse:
             "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None,
             **summary,
-            "limits": {},
-            "budget": None,
+            "limits": limits_now["limits"],
+            "budget": limits_now["budget"],
         }
     )
 
@@ -232,3 +246,53 @@ async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiR
     if settings.GATEWAY_DEMO_ACTIVE:
         response.headers["x-gateway-demo"] = "emulator"
     return response
+
+
+def _deployment_for(entry: ModelEntry, capability: str):
+    """The first route whose deployment can serve `capability` (an entry's capabilities are a union)."""
+    flag = {"chat": "supports_chat", "embeddings": "supports_embeddings", "rerank": "supports_rerank"}[capability]
+    return next((d for d in entry.deployments if getattr(d, flag)), entry.deployments[0])
+
+
+async def create_embeddings(request: ApiRequest) -> ApiResponse:
+    from . import embeddings
+
+    async def work(ctx: CallContext) -> ApiResponse:
+        _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
+        req = embeddings.parse_embeddings_body(request.body)
+        entry = await resolve_model(ctx, req.model, "embeddings")
+        deployment = _deployment_for(entry, "embeddings")
+        ctx.deployment = deployment
+        return await embeddings.create_embeddings(ctx, req, deployment)
+
+    return await governed(request, "embeddings", work)
+
+
+async def create_rerank(request: ApiRequest) -> ApiResponse:
+    from . import rerank
+    from .schemas import parse_rerank_request
+
+    async def work(ctx: CallContext) -> ApiResponse:
+        _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
+        req = parse_rerank_request(request.body)
+        entry = await resolve_model(ctx, req.model, "rerank")
+        deployment = _deployment_for(entry, "rerank")
+        ctx.deployment = deployment
+        return await rerank.create_rerank(ctx, req, deployment)
+
+    return await governed(request, "rerank", work)
+
+
+async def create_completion(request: ApiRequest) -> ApiResponse:
+    from . import completions
+    from .schemas import parse_completions_request
+
+    async def work(ctx: CallContext) -> ApiResponse:
+        _check_size(request, settings.CHAT_MAX_BYTES)
+        req = parse_completions_request(request.body)
+        entry = await resolve_model(ctx, req.model, "chat")
+        deployment = _deployment_for(entry, "chat")
+        ctx.deployment = deployment
+        return await completions.create_completion(ctx, req, deployment)
+
+    return await governed(request, "completions", work)

@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 # middleware at all (gateway_project/asgi.py), because every built-in middleware costs a thread hop.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's and API docs' static files (collected at start-up) without a web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -95,6 +97,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "gateway_project.urls"
 API_URLCONF = "api.urls"
 API_ROUTE_PREFIX = "/" + (env("API_ROUTE_PREFIX", "/v1") or "").strip("/")
+# How /v1 is served: "asgi" (a raw ASGI adapter, no Django request cycle) or "django" (async views).
+API_SERVING = env("API_SERVING", "asgi")
+if API_SERVING not in ("asgi", "django"):
+    raise ImproperlyConfigured(f"API_SERVING must be asgi or django, got {API_SERVING!r}")
 
 TEMPLATES = [
     {
@@ -148,6 +154,9 @@ DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "") or ""
+# Prefix of every Redis key and channel this gateway uses, so several installations (or test runs)
+# can share one Redis.
+REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "gateway:") or "gateway:"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -167,6 +176,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Chat bodies carry long histories and base64 images; each endpoint also checks its own cap.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
@@ -195,6 +208,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ApiKeySourceEnum": "usage.models.ApiKey.Source",
         "UsageSourceEnum": "usage.models.UsageRecord.Source",
+        "BudgetPeriodEnum": "usage.models.BudgetPeriod",
     },
 }
 
@@ -230,6 +244,21 @@ CACHE_RECHECK_SECONDS = envfloat("CACHE_RECHECK_SECONDS", 5.0)
 USAGE_FLUSH_SECONDS = envfloat("USAGE_FLUSH_SECONDS", 1.0)
 CHAT_MAX_BYTES = envint("CHAT_MAX_BYTES", 20 * 1024 * 1024)
 EMBEDDINGS_MAX_BYTES = envint("EMBEDDINGS_MAX_BYTES", 20 * 1024 * 1024)
+EMBEDDINGS_MAX_CONCURRENCY = envint("EMBEDDINGS_MAX_CONCURRENCY", 4)  # upstream calls per deployment at once
+EMBEDDINGS_MAX_INPUTS = envint("EMBEDDINGS_MAX_INPUTS", 2048)
+
+# --- Limits (usage/limits.py) --------------------------------------------------------------------
+# When Redis (or, without Redis, the database) cannot be reached: let calls through unlimited (open) or
+# refuse them with 503 (closed), per kind. Either way an ERROR is logged.
+LIMITS_FAIL_OPEN_RATES = envbool("LIMITS_FAIL_OPEN_RATES", True)
+LIMITS_FAIL_OPEN_BUDGETS = envbool("LIMITS_FAIL_OPEN_BUDGETS", False)
+LIMITS_REDIS_TIMEOUT = envfloat("LIMITS_REDIS_TIMEOUT", 0.5)
+# Output tokens reserved for a call that names no max_tokens and whose deployment sets no default or cap.
+LIMITS_DEFAULT_MAX_OUTPUT_TOKENS = envint("LIMITS_DEFAULT_MAX_OUTPUT_TOKENS", 4096)
+# A parallel-request slot held by a process that died is freed after this long.
+LIMITS_SLOT_TTL_SECONDS = envint("LIMITS_SLOT_TTL_SECONDS", 900)
+# Tag of the Redis counters; default: derived from the database name (installations sharing one Redis).
+LIMITS_REDIS_PREFIX = env("LIMITS_REDIS_PREFIX", "") or ""
 
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = (env("LOG_LEVEL", "INFO") or "INFO").upper()

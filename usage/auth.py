@@ -16,6 +16,7 @@ from gateway_project.db import run_db
 from models_registry import bus
 
 from .keys import lookup_hash
+from .limits import NO_LIMITS, Limits
 from .models import ApiKey
 
 
@@ -32,6 +33,12 @@ class KeyPrincipal:
     expires_at: datetime | None
     digest: str
     previous_valid_until: datetime | None  # set when authenticated by a rotated-out secret
+    limits: Limits = NO_LIMITS  # the key's own rate limits and budgets (usage/limits.py)
+    team_limits: Limits = NO_LIMITS  # its team's, shared by every key of the team
+
+    @property
+    def has_limits(self) -> bool:
+        return self.limits.any or self.team_limits.any
 
     def may_use(self, model: str) -> bool:
         if self.allowed_models and model not in self.allowed_models:
@@ -78,6 +85,8 @@ def _load_principal(digest: str) -> KeyPrincipal | None:
         expires_at=key.expires_at,
         digest=digest,
         previous_valid_until=key.previous_valid_until if by_previous else None,
+        limits=Limits.of(key),
+        team_limits=Limits.of(team) if team else NO_LIMITS,
     )
 
 

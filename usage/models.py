@@ -3,11 +3,58 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+# --- limits (usage/limits.py enforces them) -------------------------------------------------------
 
-class Team(models.Model):
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day", "Day (UTC)"
+    WEEK = "week", "Week (Monday, UTC)"
+    MONTH = "month", "Month (UTC)"
+
+
+LIMIT_FIELDS = (
+    "rpm_limit", "tpm_limit", "parallel_limit", "token_budget", "token_budget_period", "usd_budget",
+    "usd_budget_period", "budget_warn_percent",
+)
+
+
+class LimitFields(models.Model):
+    """Rate limits and budgets shared by keys and teams. Blank means no limit of that kind."""
+
+    rpm_limit = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    tpm_limit = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Counted as prompt estimate + max output tokens when a call starts, corrected when it ends.",
+    )
+    parallel_limit = models.PositiveIntegerField(
+        "parallel requests", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    token_budget = models.PositiveBigIntegerField(
+        "token budget", null=True, blank=True, help_text="Total tokens per budget period; 0 blocks every call."
+    )
+    token_budget_period = models.CharField(max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH)
+    usd_budget = models.DecimalField(
+        "budget (USD)", max_digits=14, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(0)], help_text="Cost per budget period, from the registry's prices.",
+    )
+    usd_budget_period = models.CharField(max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH)
+    budget_warn_percent = models.PositiveSmallIntegerField(
+        "warn at (% of budget)", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Soft threshold: past it, responses carry x-gateway-budget-warning and the gateway logs a "
+                  "warning; calls are not refused until the budget itself is spent.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Team(LimitFields):
     name = models.CharField(max_length=120, unique=True)
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Public model names this team may use; empty means all."
@@ -28,7 +75,7 @@ class ApiKeyQuerySet(models.QuerySet):
         return self.filter(is_active=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
 
 
-class ApiKey(models.Model):
+class ApiKey(LimitFields):
     """A client key. Only an HMAC of the secret is stored; the secret is shown once at creation."""
 
     class Source(models.TextChoices):
@@ -114,7 +161,11 @@ class UsageRecord(models.Model):
     objects = UsageRecordQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["key", "created_at"], name="usage_key_time")]
+        indexes = [
+            models.Index(fields=["key", "created_at"], name="usage_key_time"),
+            # The dashboards' latency sample of one team reads its latest rows by this index (bounded).
+            models.Index(fields=["team", "created_at"], name="usage_team_time"),
+        ]
 
 
 class UsageRollup(models.Model):
@@ -147,3 +198,61 @@ class UsageRollup(models.Model):
             models.Index(fields=["team_id", "bucket"], name="rollup_team_bucket"),
             models.Index(fields=["bucket"], name="rollup_bucket"),
         ]
+
+
+class UsageDailyRollup(models.Model):
+    """Per key × model × region × UTC day: the hourly rollups summed, for dashboards over weeks and months.
+
+    Kept current by database triggers on the hourly rollup table (migration 0003), so every writer of
+    hourly rollups (usage/writer.py, `generate_usage`) keeps it exact without knowing about it. At 10M
+    usage rows the hourly table holds millions of rows and a 90-day aggregate over it takes seconds.
+    """
+
+    day = models.DateField(help_text="UTC day.")
+    key_id = models.BigIntegerField()
+    team_id = models.BigIntegerField(default=0)
+    public_model = models.CharField(max_length=200)
+    region = models.CharField(max_length=40)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    estimated_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    ttft_ms_sum = models.BigIntegerField(default=0)
+    ttft_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "key_id", "public_model", "region"], name="daily_rollup_unique")
+        ]
+        indexes = [
+            models.Index(fields=["key_id", "day"], name="daily_rollup_key_day"),
+            models.Index(fields=["team_id", "day"], name="daily_rollup_team_day"),
+            models.Index(fields=["day"], name="daily_rollup_day"),
+        ]
+
+
+class LimitCounter(models.Model):
+    """Shared limit state when no Redis is configured (usage/limits.py, database backend).
+
+    `value` is a GCRA theoretical arrival time in microseconds, or a budget's spent + reserved amount
+    (tokens, or nano-USD). Rows are locked with SELECT … FOR UPDATE on PostgreSQL; SQLite serialises
+    writers with BEGIN IMMEDIATE.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    value = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class LimitSlot(models.Model):
+    """One running call holding a parallel-request slot (database backend); expires if never released."""
+
+    scope = models.CharField(max_length=40, db_index=True)
+    token = models.CharField(max_length=40, unique=True)
+    expires_at = models.DateTimeField()

@@ -17,8 +17,9 @@ def key_usage_summary(*, key_id: int, start: datetime | None = None, end: dateti
         "requests": Count("id"),
         "prompt_tokens": Sum("prompt_tokens"),
         "completion_tokens": Sum("completion_tokens"),
-        "total_tokens": Sum("total_tokens"),
+        # Before "total_tokens": once that alias exists, Sum("total_tokens") would name the aggregate.
         "estimated_tokens": Sum("total_tokens", filter=Q(usage_source=UsageRecord.Source.ESTIMATED)),
+        "total_tokens": Sum("total_tokens"),
         "cost_usd": Sum("cost_usd"),
     }
     totals = qs.aggregate(**sums)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
 import orjson
 from django.conf import settings
 
-from models_registry.catalog import DeploymentSpec
+from models_registry.catalog import DeploymentSpec, ModelEntry, RouteSpec, get_catalog
 
-from . import formats
+from . import formats, routing
 from .context import CallContext, estimate_prompt_tokens
 from .errors import GatewayError
 from .http import SSE_HEADERS, ApiResponse
@@ -26,6 +27,15 @@ KEEP_ALIVE = b": keep-alive\n\n"
 # A Cohere stream whose finish event carried no usage: how long to wait for a separate usage event (COHEREV2
 # may send one after the finish) before ending the stream with an estimate.
 USAGE_GRACE_SECONDS = 1.0
+NON_STREAM_TOTAL_S = 600.0  # a non-streaming call never waits longer than this for its body
+
+_background: set[asyncio.Task] = set()
+
+
+def _keep(task: asyncio.Task) -> None:
+    """Hold a reference to a fire-and-forget task until it ends (asyncio keeps only weak ones)."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def chat_url(d: DeploymentSpec, stream: bool) -> tuple[str, dict[str, str]]:
@@ -78,82 +88,195 @@ async def _upstream_error(ctx: CallContext, d: DeploymentSpec, resp: aiohttp.Cli
     return error
 
 
-async def chat_completion(ctx: CallContext, req, d: DeploymentSpec) -> ApiResponse:
-    fmt = formats.for_deployment(d)
-    opts = formats.chat_options(d)
-    translated = fmt.request(req, opts)
+@dataclass
+class Attempt:
+    """The upstream call that answered: its deployment, translation and (unread) response."""
+
+    d: DeploymentSpec
+    fmt: formats.ChatFormat
+    translated: object
+    upstream_stream: bool
+    resp: aiohttp.ClientResponse
+    slot: routing.Slot
+    started: float
+
+    def release(self, *, ok: bool) -> None:
+        """The call is over: free its capacity slot and tell the breaker how it went."""
+        if self.slot is None:
+            return
+        latency = (time.monotonic() - self.started) * 1000
+        routing.record_result(self.d, ok=ok, latency_ms=latency if ok else None)
+        self.slot.release()
+        self.slot = None
+
+
+def _entry_for(target) -> ModelEntry:
+    if isinstance(target, ModelEntry):
+        return target
+    return ModelEntry(target.name, "", 0, (target,), (RouteSpec(target, 0, 1),))
+
+
+def _route(ctx: CallContext, entry: ModelEntry) -> list[DeploymentSpec]:
+    regions = ctx.principal.allowed_regions
+    candidates = routing.candidates(entry, allowed_regions=regions)
+    if not candidates:
+        raise GatewayError(
+            403,
+            f"No deployment of '{entry.name}' is in a region your API key may use ({', '.join(sorted(regions))}).",
+            type="permission_error",
+            code="region_not_allowed",
+            param="model",
+        )
+    return candidates
+
+
+async def _obtain(ctx: CallContext, req, target) -> Attempt:
+    """Call deployments in routing order until one answers, retrying before the first byte.
+
+    Retries (with exponential backoff and full jitter, or the upstream's Retry-After) cover 429, 5xx,
+    connection errors and timeouts, up to the model's retry budget and the overall deadline. A 401/403/404
+    from one deployment moves on to the next without waiting; a 400 is the client's and ends at once.
+    When every attempt failed and the model names a fallback model, that model gets the same treatment.
+    """
+    entry = _entry_for(target)
+    try:
+        return await _obtain_from(ctx, req, entry)
+    except GatewayError:
+        if not entry.fallback:
+            raise
+        fallback = (await get_catalog()).lookup(entry.fallback)
+        if fallback is None:
+            raise
+        log.info("model %s exhausted its routes; falling back to %s", entry.name, fallback.name)
+        ctx.fallback_model = fallback.name
+        return await _obtain_from(ctx, req, fallback)
+
+
+async def _obtain_from(ctx: CallContext, req, entry: ModelEntry) -> Attempt:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.REQUEST_DEADLINE_S
+    candidates = _route(ctx, entry)
+    await routing.refresh_shared_throttled([d.name for d in candidates])
+    last_error: GatewayError | None = None
+    tries = entry.retry_budget + 1
+    position = 0
+    for attempt in range(tries):
+        d = candidates[position % len(candidates)]
+        position += 1
+        ctx.deployment = d
+        fmt = formats.for_deployment(d)
+        translated = fmt.request(req, formats.chat_options(d))  # a 400 here is the client's: no retry
+        upstream_stream = bool(req.stream) and not d.force_non_stream and not (
+            req.tools and not d.supports_streaming_tools
+        )
+        if ctx.reservation is None:
+            # Limits: reserve on the key's and team's limits with the effective max output (usage/limits.py).
+            await ctx.admit(max_output=translated.max_tokens, choices=req.n or 1, cuttable=upstream_stream)
+        slot = routing.Slot(d)
+        try:
+            await slot.__aenter__()
+        except routing.CapacityFull:
+            last_error = GatewayError(429, f"Deployment {d.name} is at its capacity; try again shortly.",
+                                      type="rate_limit_error", code="capacity_exceeded", headers={"retry-after": "1"})
+            continue
+        started = time.monotonic()
+        body = upstream_body(d, fmt.with_stream(translated.chat_request, upstream_stream))
+        url, extra = chat_url(d, upstream_stream)
+        request_id = ctx.request.request_id if attempt == 0 else f"{ctx.request.request_id}-{attempt}"
+        first_byte = min(d.first_byte_timeout_s, settings.UPSTREAM_READ_TIMEOUT, max(deadline - loop.time(), 0.001))
+        retry_after = None
+        try:
+            resp = await asyncio.wait_for(
+                post_signed(d, url, body, request_id=request_id, stream=upstream_stream, extra_headers=extra,
+                            connect_timeout=d.connect_timeout_s),
+                timeout=first_byte,
+            )
+        except GatewayError as error:  # our own credentials are unusable: no other deployment will do better
+            slot.release()
+            ctx.fail(error.status, error.type)
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            last_error = upstream_timeout(first_byte)
+            ctx.fail(last_error.status, last_error.type)
+        except aiohttp.ClientError as exc:
+            last_error = upstream_connection_error(f"{type(exc).__name__}: {exc}")
+            ctx.fail(last_error.status, last_error.type)
+        else:
+            ctx.upstream_request_id = resp.headers.get("opc-request-id", "")
+            if resp.status < 400:
+                return Attempt(d, fmt, translated, upstream_stream, resp, slot, started)
+            retry_after = resp.headers.get("retry-after")
+            last_error = await _upstream_error(ctx, d, resp)
+            if resp.status not in routing.RETRYABLE_STATUS:
+                slot.release()
+                if resp.status not in (401, 403, 404) or len(candidates) == 1:
+                    raise last_error
+                routing.record_result(d, ok=False)
+                continue  # this deployment cannot serve it; another region may
+        slot.release()
+        routing.record_result(d, ok=False)
+        if attempt + 1 < tries:
+            delay = routing.backoff_delay(attempt, retry_after)
+            if loop.time() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+    raise last_error or upstream_connection_error("no deployment answered")
+
+
+async def chat_completion(ctx: CallContext, req, target) -> ApiResponse:
+    """`target`: the model's catalog entry (routed, retried, with fallback) or one deployment."""
     client_stream = bool(req.stream)
-    upstream_stream = client_stream and not d.force_non_stream and not (req.tools and not d.supports_streaming_tools)
     ctx.streamed = client_stream
-    body = upstream_body(d, fmt.with_stream(translated.chat_request, upstream_stream))
-    url, extra = chat_url(d, upstream_stream)
-    headers = {"x-gateway-deployment": d.name}
-    if translated.dropped:
-        headers["x-gateway-dropped-params"] = ",".join(translated.dropped)
     completion_id = "chatcmpl-" + ctx.request.request_id.lower()
     created = int(time.time())
-    # Limits: reserve on the key's and team's limits with the effective max output (usage/limits.py).
-    await ctx.admit(max_output=translated.max_tokens, choices=req.n or 1, cuttable=upstream_stream)
-
-    call = asyncio.ensure_future(
-        post_signed(d, url, body, request_id=ctx.request.request_id, stream=upstream_stream, extra_headers=extra)
-    )
+    task = asyncio.ensure_future(_obtain(ctx, req, target))
     if not client_stream:
-        resp = await _await_upstream(ctx, call)
-        return await _complete(ctx, d, fmt, translated, resp, completion_id, created, headers)
+        try:
+            attempt = await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        return await _complete(ctx, attempt, completion_id, created)
 
     # Streamed: wait for upstream's first byte up to one heartbeat, so an upstream error can still
-    # set the HTTP status; after that, commit to 200 and keep the connection warm with comments.
-    done, _ = await asyncio.wait({call}, timeout=_heartbeat())
+    # set the HTTP status; after that, commit to 200 and keep the connection warm with comments while
+    # the routing and retries go on (nothing but comments has gone to the client yet).
+    done, _ = await asyncio.wait({task}, timeout=_heartbeat())
     if done:
-        resp = await _await_upstream(ctx, call)
-        if resp.status >= 400:
-            raise await _upstream_error(ctx, d, resp)
-        call = None
-        first = resp
+        attempt = task.result()
+        task = None
     else:
-        first = None
+        attempt = None
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    gen = _stream(ctx, req, d, fmt, translated.turn, call, first, upstream_stream, completion_id, created,
-                  include_usage)
-    return ApiResponse(
-        status=200, stream=gen, content_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-    )
+    headers = dict(SSE_HEADERS)
+    if attempt is not None:
+        headers.update(_answer_headers(ctx, attempt))
+    gen = _stream(ctx, req, task, attempt, completion_id, created, include_usage)
+    return ApiResponse(status=200, stream=gen, content_type="text/event-stream", headers=headers)
+
+
+def _answer_headers(ctx: CallContext, attempt: Attempt) -> dict[str, str]:
+    headers = {"x-gateway-deployment": attempt.d.name}
+    if attempt.translated.dropped:
+        headers["x-gateway-dropped-params"] = ",".join(attempt.translated.dropped)
+    if ctx.fallback_model:
+        headers["x-gateway-fallback-model"] = ctx.fallback_model
+    return headers
 
 
 def _heartbeat() -> float:
     return settings.HEARTBEAT_SECONDS
 
 
-def _read_timeout() -> float:
-    return settings.UPSTREAM_READ_TIMEOUT
-
-
-async def _await_upstream(ctx: CallContext, call: asyncio.Future) -> aiohttp.ClientResponse:
+async def _complete(ctx: CallContext, attempt: Attempt, completion_id: str, created: int) -> ApiResponse:
+    d, resp = attempt.d, attempt.resp
+    ok = False
     try:
-        resp = await call
-    except GatewayError as error:
-        ctx.fail(error.status, error.type)
-        raise
+        async with asyncio.timeout(min(d.total_timeout_s, NON_STREAM_TOTAL_S)):
+            raw = await resp.read()
+        ok = True
     except (TimeoutError, aiohttp.ServerTimeoutError):
-        error = upstream_timeout(_read_timeout())
-        ctx.fail(error.status, error.type)
-        raise error from None
-    except aiohttp.ClientError as exc:
-        error = upstream_connection_error(f"{type(exc).__name__}: {exc}")
-        ctx.fail(error.status, error.type)
-        raise error from None
-    ctx.upstream_request_id = resp.headers.get("opc-request-id", "")
-    return resp
-
-
-async def _complete(ctx, d, fmt, translated, resp, completion_id, created, headers) -> ApiResponse:
-    if resp.status >= 400:
-        raise await _upstream_error(ctx, d, resp)
-    try:
-        raw = await resp.read()
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        error = upstream_timeout(_read_timeout())
+        error = upstream_timeout(min(d.total_timeout_s, NON_STREAM_TOTAL_S))
         ctx.fail(error.status, error.type)
         raise error from None
     except aiohttp.ClientError as exc:
@@ -162,40 +285,42 @@ async def _complete(ctx, d, fmt, translated, resp, completion_id, created, heade
         raise error from None
     finally:
         resp.release()
-    result = orjson.loads(raw)
-    completion = fmt.response(
-        result, model=ctx.public_model, completion_id=completion_id, created=created, turn=translated.turn
+        attempt.release(ok=ok)
+    completion = attempt.fmt.response(
+        orjson.loads(raw), model=ctx.public_model, completion_id=completion_id, created=created,
+        turn=attempt.translated.turn,
     )
     ctx.mark_first_token()
     ctx.usage = completion.get("usage")
     ctx.usage_source = "upstream" if ctx.usage else "none"
-    return ApiResponse(status=200, body=orjson.dumps(completion), headers=headers)
+    return ApiResponse(status=200, body=orjson.dumps(completion), headers=_answer_headers(ctx, attempt))
 
 
-async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completion_id, created, include_usage):
+async def _stream(ctx, req, task, attempt, completion_id, created, include_usage):
     heartbeat = _heartbeat()
-    translator = fmt.stream_translator(model=ctx.public_model, completion_id=completion_id, created=created,
-                                       turn=turn)
+    translator = None
+    resp = None
     draining = False
+    ok = False
     try:
-        if resp is None:
-            # Upstream has not answered yet: keep-alive comments until it does.
+        if attempt is None:
+            # Routing and retries are still going on: keep-alive comments until an upstream answers.
             while True:
-                done, _ = await asyncio.wait({call}, timeout=heartbeat)
+                done, _ = await asyncio.wait({task}, timeout=heartbeat)
                 if done:
                     break
                 yield KEEP_ALIVE
+            task = None
             try:
-                resp = await _await_upstream(ctx, call)
+                attempt = done.pop().result()
             except GatewayError as error:
                 yield encode_sse(error.envelope())
                 yield DONE
                 return
-            if resp.status >= 400:
-                error = await _upstream_error(ctx, d, resp)
-                yield encode_sse(error.envelope())
-                yield DONE
-                return
+        d, fmt, resp, upstream_stream = attempt.d, attempt.fmt, attempt.resp, attempt.upstream_stream
+        turn = attempt.translated.turn
+        translator = fmt.stream_translator(model=ctx.public_model, completion_id=completion_id, created=created,
+                                           turn=turn)
         if not upstream_stream:
             # Served from a non-streamed upstream call (streaming tools off, or force_non_stream).
             raw = await resp.read()
@@ -212,6 +337,7 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
                     {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                      "model": ctx.public_model, "choices": [], "usage": ctx.usage}
                 )
+            ok = True
             await ctx.record_durable()
             yield DONE
             return
@@ -221,6 +347,7 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
         upstream_done = False
         tracing = settings.GATEWAY_TRACE_UPSTREAM
         loop = asyncio.get_running_loop()
+        last_event, ends_at = loop.time(), loop.time() + d.total_timeout_s
         usage_deadline = None  # set when a Cohere stream finished without usage
         while not upstream_done:
             wait = heartbeat
@@ -232,9 +359,15 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
                 async with asyncio.timeout(wait):
                     data = await content.readany()
             except TimeoutError:
+                now = loop.time()
+                if now - last_event > d.idle_timeout_s or now > ends_at:
+                    raise _MidStreamError(
+                        {"error": {"message": f"no event from OCI for {now - last_event:.0f} s (deployment {d.name})"}}
+                    ) from None
                 if usage_deadline is None:
                     yield KEEP_ALIVE
                 continue
+            last_event = loop.time()
             if not data:
                 break  # EOF
             for payload in decoder.feed(data):
@@ -275,6 +408,7 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
                 {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                  "model": ctx.public_model, "choices": [], "usage": ctx.usage}
             )
+        ok = True
         await ctx.record_durable()
         yield DONE
     except _BudgetExhausted as exc:
@@ -311,10 +445,10 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
     except asyncio.CancelledError:
         # The client left. Bill what was relayed (a lower bound), unless the deployment drains.
         ctx.fail(499, "client_disconnected")
-        if call is not None and not call.done():
-            call.cancel()
-        if resp is not None and d.drain_on_disconnect:
-            asyncio.get_running_loop().create_task(_drain(ctx, req, resp, translator))
+        if task is not None and not task.done():
+            task.cancel()
+        if resp is not None and translator is not None and attempt.d.drain_on_disconnect:
+            _keep(asyncio.get_running_loop().create_task(_drain(ctx, req, resp, translator)))
             resp, draining = None, True
         else:
             _estimate(ctx, req, translator)
@@ -322,8 +456,10 @@ async def _stream(ctx, req, d, fmt, turn, call, resp, upstream_stream, completio
     finally:
         if resp is not None:
             resp.close()
-        if call is not None and not call.done():
-            call.cancel()
+        if task is not None and not task.done():
+            task.cancel()
+        if attempt is not None:
+            attempt.release(ok=ok or ctx.status < 500)
         if not draining:  # a drain task records once it has OCI's own counts
             ctx.record()
 
@@ -341,6 +477,12 @@ class _MidStreamError(Exception):
 
 
 def _estimate(ctx: CallContext, req, translator) -> None:
+    if translator is None:  # no upstream answered yet: only the prompt estimate
+        prompt = estimate_prompt_tokens(prompt_chars(req))
+        ctx.usage, ctx.usage_source = {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}, (
+            "estimated"
+        )
+        return
     if translator.usage:
         ctx.usage, ctx.usage_source = translator.usage, "upstream"
         return

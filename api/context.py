@@ -34,6 +34,7 @@ class CallContext:
     ttft_ms: int | None = None
     upstream_request_id: str = ""
     recorded: bool = False
+    fallback_model: str = ""  # set when the requested model's routes were exhausted and its fallback answered
     reservation: limits.Reservation | None = None  # this call's share of its key's and team's limits
 
     # --- limits (usage/limits.py): reserve before the upstream call, settle when the call is recorded ---

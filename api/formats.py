@@ -97,5 +97,6 @@ def completion_to_chunks(completion: dict) -> list[dict]:
                 for i, call in enumerate(message["tool_calls"])
             ]
         chunks.append({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}]})
+        finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}
+        chunks.append({**base, "choices": [finish]})
     return chunks

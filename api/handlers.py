@@ -179,9 +179,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
         _check_size(request, settings.CHAT_MAX_BYTES)
         req = parse_chat_request(request.body)
         entry = await resolve_model(ctx, req.model, "chat")
-        deployment = entry.deployments[0]
-        ctx.deployment = deployment
-        return await chat.chat_completion(ctx, req, deployment)
+        return await chat.chat_completion(ctx, req, entry)
 
     # chat admits itself, once the effective max output tokens are known (api/chat.py).
     return await governed(request, "chat.completions", work, admit=False)
@@ -248,10 +246,19 @@ async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiR
     return response
 
 
-def _deployment_for(entry: ModelEntry, capability: str):
-    """The first route whose deployment can serve `capability` (an entry's capabilities are a union)."""
+def _deployment_for(ctx: CallContext, entry: ModelEntry, capability: str):
+    """The best route (routing order, the key's regions) whose deployment can serve `capability`."""
+    from . import routing
+
     flag = {"chat": "supports_chat", "embeddings": "supports_embeddings", "rerank": "supports_rerank"}[capability]
-    return next((d for d in entry.deployments if getattr(d, flag)), entry.deployments[0])
+    regions = ctx.principal.allowed_regions
+    for d in routing.candidates(entry, allowed_regions=regions):
+        if getattr(d, flag):
+            return d
+    if regions:
+        raise GatewayError(403, f"No deployment of '{entry.name}' is in a region your API key may use.",
+                           type="permission_error", code="region_not_allowed", param="model")
+    return entry.deployments[0]
 
 
 async def create_embeddings(request: ApiRequest) -> ApiResponse:
@@ -261,7 +268,7 @@ async def create_embeddings(request: ApiRequest) -> ApiResponse:
         _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
         req = embeddings.parse_embeddings_body(request.body)
         entry = await resolve_model(ctx, req.model, "embeddings")
-        deployment = _deployment_for(entry, "embeddings")
+        deployment = _deployment_for(ctx, entry, "embeddings")
         ctx.deployment = deployment
         return await embeddings.create_embeddings(ctx, req, deployment)
 
@@ -276,7 +283,7 @@ async def create_rerank(request: ApiRequest) -> ApiResponse:
         _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
         req = parse_rerank_request(request.body)
         entry = await resolve_model(ctx, req.model, "rerank")
-        deployment = _deployment_for(entry, "rerank")
+        deployment = _deployment_for(ctx, entry, "rerank")
         ctx.deployment = deployment
         return await rerank.create_rerank(ctx, req, deployment)
 
@@ -291,7 +298,7 @@ async def create_completion(request: ApiRequest) -> ApiResponse:
         _check_size(request, settings.CHAT_MAX_BYTES)
         req = parse_completions_request(request.body)
         entry = await resolve_model(ctx, req.model, "chat")
-        deployment = _deployment_for(entry, "chat")
+        deployment = _deployment_for(ctx, entry, "chat")
         ctx.deployment = deployment
         return await completions.create_completion(ctx, req, deployment)
 

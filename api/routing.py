@@ -162,6 +162,21 @@ async def refresh_shared(names: Iterable[str]) -> None:
             _shared_open.pop(name, None)
 
 
+_last_refresh = 0.0
+
+
+async def refresh_shared_throttled(names: list[str]) -> None:
+    """Other processes' open breakers, read at most once a second per process (off the common path)."""
+    global _last_refresh
+    if not settings.REDIS_URL:
+        return
+    now = time.monotonic()
+    if now - _last_refresh < 1.0:
+        return
+    _last_refresh = now
+    await refresh_shared(names)
+
+
 # --- ordering ------------------------------------------------------------------------------------
 def _order_group(routes: list[RouteSpec], strategy: str, rng: random.Random) -> list[RouteSpec]:
     if strategy == "least_in_flight":
@@ -224,9 +239,13 @@ class Slot:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
         state(self.d.name).in_flight -= 1
         if self._semaphore is not None:
             self._semaphore.release()
+            self._semaphore = None
 
 
 def backoff_delay(attempt: int, retry_after: str | None = None) -> float:

@@ -27,4 +27,5 @@ urlpatterns = [
     path("docs", docs_page, name="api-docs"),
     path("docs/assets/<str:name>", docs_asset, name="api-docs-asset"),
     path("manage/api/", include("usage.restapi.urls")),
+    path("", include("usage.dashboards.urls")),  # /dashboards/ (staff) and /me/ (a key's own usage)
 ]

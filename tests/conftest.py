@@ -12,6 +12,15 @@ SECRET_RE = re.compile(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_keys():
+    """Concurrent test runs on one machine share Redis: give this run its own key prefix."""
+    from django.conf import settings
+
+    settings.REDIS_KEY_PREFIX = f"gateway-test-{os.getpid()}:"
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     """Tables are emptied between tests, so version numbers can repeat: start every test cold."""
@@ -56,6 +65,11 @@ TEST_MODELS = {
         "cohere.command-r-08-2024",
         "cohere.command-a-03-2025",
         "cohere.rerank-v4.0-fast",
+        # reasoning and vision models (GENERIC and COHEREV2) for the end-to-end chat suites
+        "xai.grok-3-mini",
+        "openai.gpt-5",
+        "cohere.command-a-vision",
+        "cohere.command-a-reasoning",
     ],
     "embedding": ["cohere.embed-v4.0", "cohere.embed-english-v3.0"],
 }
@@ -98,24 +112,25 @@ def _ledger_stays_clean(request):
 class LiveGateway:
     """A real uvicorn server running the gateway's ASGI app in a thread of the test process."""
 
-    def __init__(self) -> None:
+    def __init__(self, app="gateway_project.asgi:application") -> None:
         import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.app = app
         self.server = None
         self.thread = None
 
-    def start(self) -> "LiveGateway":
+    def start(self) -> LiveGateway:
         import threading
         import time
 
         import uvicorn
 
         config = uvicorn.Config(
-            "gateway_project.asgi:application", host="127.0.0.1", port=self.port, lifespan="on",
+            self.app, host="127.0.0.1", port=self.port, lifespan="on",
             log_level="warning", access_log=False,
         )
         self.server = uvicorn.Server(config)
@@ -189,9 +204,16 @@ def gateway(live_gateway, oci_settings, transactional_db):
     text = yaml.safe_dump([{"region": "us-chicago-1", "compartment_id": oci_settings.compartment_id,
                             "models": models}])
     models_import(text=text, source="tests")
+    from usage.recorder import recorder
+
+    recorder.resume()
     _key, secret = api_key_create(name="test-key")
     handle = GatewayHandle(live_gateway, oci_settings, secret)
     yield handle
+    # The live server keeps writing usage in the background; writing while the test database is
+    # emptied for the next test deadlocks PostgreSQL. Write what is queued, then hold further writes.
+    recorder.flush()
+    recorder.pause()
 
 
 class GatewayProcess:
@@ -207,7 +229,7 @@ class GatewayProcess:
         self.env_extra = env_extra
         self.proc = None
 
-    def start(self) -> "GatewayProcess":
+    def start(self) -> GatewayProcess:
         import subprocess
         import sys
         import time
@@ -224,7 +246,8 @@ class GatewayProcess:
             )
         else:
             env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-        env.update({"REDIS_URL": settings.REDIS_URL, "GATEWAY_VAR_DIR": str(settings.VAR_DIR), "WORKERS": "1",
+        env.update({"REDIS_URL": settings.REDIS_URL, "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+                    "GATEWAY_VAR_DIR": str(settings.VAR_DIR), "WORKERS": "1",
                     "CACHE_RECHECK_SECONDS": "5", "GATEWAY_DEMO": "", **self.env_extra})
         root = Path(__file__).resolve().parents[1]
         self.proc = subprocess.Popen(

@@ -35,10 +35,20 @@ class KeyPrincipal:
     previous_valid_until: datetime | None  # set when authenticated by a rotated-out secret
     limits: Limits = NO_LIMITS  # the key's own rate limits and budgets (usage/limits.py)
     team_limits: Limits = NO_LIMITS  # its team's, shared by every key of the team
+    key_regions: frozenset[str] = frozenset()  # data residency (empty: any region)
+    team_regions: frozenset[str] = frozenset()
 
     @property
     def has_limits(self) -> bool:
         return self.limits.any or self.team_limits.any
+
+    @property
+    def allowed_regions(self) -> frozenset[str]:
+        """Regions both the key and its team allow (each empty list means any)."""
+        key, team = self.key_regions, self.team_regions
+        if key and team:
+            return key & team or frozenset({"<none>"})  # disjoint lists allow nothing
+        return key or team
 
     def may_use(self, model: str) -> bool:
         if self.allowed_models and model not in self.allowed_models:
@@ -87,6 +97,8 @@ def _load_principal(digest: str) -> KeyPrincipal | None:
         previous_valid_until=key.previous_valid_until if by_previous else None,
         limits=Limits.of(key),
         team_limits=Limits.of(team) if team else NO_LIMITS,
+        key_regions=frozenset(key.allowed_regions or ()),
+        team_regions=frozenset(team.allowed_regions or ()) if team else frozenset(),
     )
 
 

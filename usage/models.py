@@ -59,6 +59,10 @@ class Team(LimitFields):
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Public model names this team may use; empty means all."
     )
+    allowed_regions = models.JSONField(
+        default=list, blank=True,
+        help_text='Data residency: OCI regions this team\'s calls may go to, e.g. ["eu-frankfurt-1"]; empty: any.',
+    )
     metadata = models.JSONField(default=dict, blank=True, help_text="Cost centre, owner e-mail, ...")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -93,6 +97,10 @@ class ApiKey(LimitFields):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Public model names this key may use; empty means all."
+    )
+    allowed_regions = models.JSONField(
+        default=list, blank=True,
+        help_text='Data residency: OCI regions this key\'s calls may go to, e.g. ["eu-frankfurt-1"]; empty: any.',
     )
     metadata = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.ADMIN)
@@ -200,19 +208,10 @@ class UsageRollup(models.Model):
         ]
 
 
-class UsageDailyRollup(models.Model):
-    """Per key × model × region × UTC day: the hourly rollups summed, for dashboards over weeks and months.
-
-    Kept current by database triggers on the hourly rollup table (migration 0003), so every writer of
-    hourly rollups (usage/writer.py, `generate_usage`) keeps it exact without knowing about it. At 10M
-    usage rows the hourly table holds millions of rows and a 90-day aggregate over it takes seconds.
-    """
+class DailySums(models.Model):
+    """The totals every daily rollup table carries (the same as the hourly rollups')."""
 
     day = models.DateField(help_text="UTC day.")
-    key_id = models.BigIntegerField()
-    team_id = models.BigIntegerField(default=0)
-    public_model = models.CharField(max_length=200)
-    region = models.CharField(max_length=40)
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
@@ -227,6 +226,24 @@ class UsageDailyRollup(models.Model):
     ttft_count = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class UsageDailyRollup(DailySums):
+    """Per key × model × region × UTC day: the hourly rollups summed, for dashboards over weeks and months.
+
+    This and the two narrower daily tables below are kept current by database triggers on the hourly
+    rollup table (migrations 0003 and 0005), so every writer of hourly rollups (usage/writer.py,
+    `generate_usage`) keeps them exact without knowing about them. At 10M usage rows the hourly table
+    holds millions of rows and a 90-day aggregate over it takes seconds (docs/benchmarks.md).
+    """
+
+    key_id = models.BigIntegerField()
+    team_id = models.BigIntegerField(default=0)
+    public_model = models.CharField(max_length=200)
+    region = models.CharField(max_length=40)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["day", "key_id", "public_model", "region"], name="daily_rollup_unique")
         ]
@@ -234,6 +251,28 @@ class UsageDailyRollup(models.Model):
             models.Index(fields=["key_id", "day"], name="daily_rollup_key_day"),
             models.Index(fields=["team_id", "day"], name="daily_rollup_team_day"),
             models.Index(fields=["day"], name="daily_rollup_day"),
+        ]
+
+
+class UsageDailyKeyRollup(DailySums):
+    """Per key × UTC day, all models and regions together: ranks keys and teams over long windows."""
+
+    key_id = models.BigIntegerField()
+    team_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "key_id"], name="daily_key_rollup_unique")]
+
+
+class UsageDailyModelRollup(DailySums):
+    """Per model × region × UTC day, all keys together: the unfiltered dashboard's series and breakdowns."""
+
+    public_model = models.CharField(max_length=200)
+    region = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "public_model", "region"], name="daily_model_rollup_unique")
         ]
 
 

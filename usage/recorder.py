@@ -99,11 +99,22 @@ def _write(events: list[UsageEvent]) -> int:
         close_old_connections()
 
 
+def _announce(events: list[UsageEvent]) -> None:
+    """Tell live dashboards about a written batch (usage/dashboards/feed.py); never fails the flush."""
+    try:
+        from .dashboards.feed import publish
+
+        publish(events)
+    except Exception as exc:
+        log.warning("live feed: %s", exc)
+
+
 class UsageRecorder:
     def __init__(self) -> None:
         self._queue: list[UsageEvent] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._paused = False
         self._tasks: list[asyncio.Task] = []
         self._redis = None
         self._consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -139,16 +150,35 @@ class UsageRecorder:
         with open(self.spill_path, "ab") as fh:
             fh.write(b"".join(e.to_json() + b"\n" for e in events))
 
+    def pause(self) -> None:
+        """Stop writing (after any write in progress) until resume(): tests empty tables between cases."""
+        with self._write_lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def _write_stream_batch(self, events: list[UsageEvent]) -> bool:
+        with self._write_lock:
+            if self._paused:
+                return False
+            _write(events)
+            return True
+
     def flush(self) -> int:
         """Write the in-memory queue and any spill files; return rows written. Sync: call from a thread."""
         with self._write_lock:
+            if self._paused:
+                return 0
             written = self._replay_spills()
             with self._lock:
                 batch, self._queue = self._queue, []
             if not batch:
                 return written
             try:
-                return written + _write(batch)
+                written += _write(batch)
+                _announce(batch)
+                return written
             except Exception as exc:
                 log.warning("usage flush failed (%s); %d records kept for the next try", exc, len(batch))
                 with self._lock:
@@ -182,6 +212,9 @@ class UsageRecorder:
     def start(self) -> None:
         if any(not t.done() for t in self._tasks):
             return
+        from .dashboards import feed
+
+        feed.bind_loop(asyncio.get_running_loop())  # where the live feed schedules its group sends
         self._tasks = [asyncio.create_task(self._flush_forever(), name="usage-flusher")]
         if settings.REDIS_URL:
             self._tasks.append(asyncio.create_task(self._consume_forever(), name="usage-stream-consumer"))
@@ -234,7 +267,9 @@ class UsageRecorder:
         if not entries:
             return 0
         events = [UsageEvent.from_json(data[b"e"]) for _eid, data in entries]
-        await asyncio.to_thread(_write, events)
+        if not await asyncio.to_thread(self._write_stream_batch, events):
+            return 0  # paused: the entries stay pending for later
+        _announce(events)
         ids = [eid for eid, _ in entries]
         await client.xack(stream, GROUP, *ids)
         await client.xdel(stream, *ids)

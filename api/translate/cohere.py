@@ -407,7 +407,7 @@ class CohereStreamTranslator(StreamTranslatorBase):
             self.content_events += 1
         elif finish_reason is None and not delta:
             return []
-        return [self._chunk(0, delta, finish_reason)]
+        return self._chunks(0, delta, finish_reason)
 
     @property
     def text(self) -> str:

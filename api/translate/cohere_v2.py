@@ -273,6 +273,23 @@ class CohereV2StreamTranslator(StreamTranslatorBase):
         super().__init__(model, completion_id, created, turn=turn)
         self._parts: list[str] = []
         self._thoughts: list[str] = []
+        self._plan_started = False
+
+    def _reasoning(self, thinking: str, plan: str, *, final: bool) -> str:
+        """The reasoning an event adds: THINKING text, then the tool plan, joined by a newline as in the
+        non-streamed answer (the plan may arrive in pieces: only its first piece is separated)."""
+        if final:
+            restated = "\n".join(part for part in (thinking, plan) if part)
+            sent = "".join(self._thoughts)
+            if sent and restated.startswith(sent):
+                return restated[len(sent) :]  # a terminal event restating the turn: only its tail is new
+        piece = thinking
+        if plan:
+            if not self._plan_started and (thinking or self._thoughts):
+                piece += "\n"
+            self._plan_started = True
+            piece += plan
+        return piece
 
     def feed(self, event: dict) -> list[dict]:
         if event.get("usage"):
@@ -285,11 +302,10 @@ class CohereV2StreamTranslator(StreamTranslatorBase):
         carried = False
         if message:
             text, thinking = _split_content(message.get("content"))
-            reasoning = thinking + (message.get("toolPlan") or "")
+            reasoning = self._reasoning(thinking, message.get("toolPlan") or "", final=finish is not None)
             if finish is not None:
                 # A terminal event that restates the whole text must not append it again.
                 text = _unsent(text, self._parts)
-                reasoning = _unsent(reasoning, self._thoughts)
             if text:
                 self._parts.append(text)
                 delta["content"] = text
@@ -325,4 +341,4 @@ class CohereV2StreamTranslator(StreamTranslatorBase):
             self.content_events += 1
         elif finish_reason is None and not delta:
             return []
-        return [self._chunk(0, delta, finish_reason)]
+        return self._chunks(0, delta, finish_reason)

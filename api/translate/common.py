@@ -664,6 +664,19 @@ class StreamTranslatorBase:
             ],
         }
 
+    def _chunks(self, index: int, delta: dict, finish_reason: str | None = None, logprobs: Any = None) -> list[dict]:
+        """The chunk(s) for one upstream event: tool-call deltas never share a chunk with the finish reason.
+
+        OpenAI sends the finish reason in a chunk of its own. The `openai` SDK's stream helper relies on it:
+        it closes the current tool call (`tool_calls.function.arguments.done`) when a chunk carries a new
+        index or a finish reason, checking the finish reason before reading that chunk's calls, so a call
+        that arrives on the finish chunk (Cohere's terminal event, COHEREV2 `toolCalls` on the finish event)
+        would never be reported done.
+        """
+        if finish_reason is not None and delta.get("tool_calls"):
+            return [self._chunk(index, delta, None, logprobs), self._chunk(index, {}, finish_reason)]
+        return [self._chunk(index, delta, finish_reason, logprobs)]
+
     def _finish(self, index: int, raw: Any) -> str:
         reason = map_finish_reason(raw, has_tool_calls=self.has_tool_calls(index)) or "stop"
         if index == 0 or self.finish_reason is None:

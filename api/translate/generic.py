@@ -420,4 +420,4 @@ class GenericStreamTranslator(StreamTranslatorBase):
             self.content_events += 1
         elif finish_reason is None and not delta:
             return []
-        return [self._chunk(index, delta, finish_reason, logprobs_to_openai(event.get("logprobs")))]
+        return self._chunks(index, delta, finish_reason, logprobs_to_openai(event.get("logprobs")))

@@ -46,12 +46,13 @@ def chat_request_to_oci(req: ChatCompletionRequest, opts: ChatOptions) -> Transl
     max_tokens = p.output_tokens()
     if max_tokens is not None:
         sent = [name for name in ("max_completion_tokens", "max_tokens") if body.get(name) is not None]
-        if not sent:
-            sent = [
-                "max_completion_tokens"
-                if opts.output_tokens_field() == "maxCompletionTokens"
-                else "max_tokens"
-            ]
+        if opts.output_tokens_field() == "maxCompletionTokens":
+            # gpt-5 and o-series answer 400 to max_tokens (OCI's /openai/v1 as OpenAI does): rename it, as the
+            # native GENERIC path maps it to maxCompletionTokens.
+            body.pop("max_tokens", None)
+            sent = ["max_completion_tokens"]
+        elif not sent:
+            sent = ["max_tokens"]
         for name in sent:
             body[name] = max_tokens
     if not opts.supports_vision:
@@ -144,4 +145,11 @@ class OpenAIStreamTranslator(StreamTranslatorBase):
                     self.finish_reason = choice["finish_reason"]
         if carried:
             self.content_events += 1
+        if len(choices) == 1 and choices[0].get("finish_reason") and choices[0]["delta"].get("tool_calls"):
+            # vLLM may send the last tool-call delta with the finish reason: OpenAI sends the finish reason
+            # alone, and the openai SDK's stream helper relies on it (see StreamTranslatorBase._chunks).
+            finish = {**chunk, "choices": [{"index": choices[0].get("index", 0), "delta": {},
+                                            "logprobs": None, "finish_reason": choices[0]["finish_reason"]}]}
+            chunk["choices"] = [{**choices[0], "finish_reason": None}]
+            return [chunk, finish]
         return [chunk]

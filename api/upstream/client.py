@@ -88,6 +88,7 @@ async def post_signed(
     request_id: str,
     stream: bool,
     extra_headers: dict[str, str] | None = None,
+    connect_timeout: float | None = None,
 ) -> aiohttp.ClientResponse:
     """POST `body` (the exact bytes that are signed) and return the response, unread."""
     headers = {
@@ -101,17 +102,17 @@ async def post_signed(
     headers = await signed_headers(deployment.credential, "POST", url, headers, body)
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream request POST %s headers=%s body_bytes=%d", url, headers, len(body))
-    response = await session().post(url, data=body, headers=headers, allow_redirects=False, timeout=_timeout())
+    response = await session().post(url, data=body, headers=headers, allow_redirects=False,
+                                    timeout=_timeout(connect_timeout))
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream response %s %s headers=%s", response.status, url, dict(response.headers))
     return response
 
 
-def _timeout() -> aiohttp.ClientTimeout:
-    # Read per call, so an operator's change (and a test's) applies without a new session.
-    return aiohttp.ClientTimeout(
-        total=None, connect=settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=settings.UPSTREAM_READ_TIMEOUT
-    )
+def _timeout(connect: float | None = None) -> aiohttp.ClientTimeout:
+    # Per call, so an operator's change (and a test's) applies without a new session. Waiting for the
+    # first byte and for stream events is bounded by the caller (per deployment), not by the socket.
+    return aiohttp.ClientTimeout(total=None, connect=connect or settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=None)
 
 
 async def get_signed(credential, url: str, *, request_id: str) -> aiohttp.ClientResponse:

@@ -56,7 +56,9 @@ class ModelNamesField(forms.CharField):
         return value
 
     def to_python(self, value):
-        text = (value or "").strip() if isinstance(value, str) else value
+        if value is None:
+            return []
+        text = value.strip() if isinstance(value, str) else value
         if isinstance(text, list):
             return text
         if text.startswith("["):
@@ -105,7 +107,19 @@ class _NamesAndMetadataForm(forms.ModelForm):
         required=False, label="Allowed models",
         help_text="Public model names separated by commas; blank means every model.",
     )
+    allowed_regions = ModelNamesField(
+        required=False, label="Allowed regions",
+        help_text="Data residency: OCI regions (e.g. eu-frankfurt-1) separated by commas; blank means any region.",
+    )
     metadata = MetadataField()
+
+    def clean_allowed_regions(self):
+        from .operations import validate_regions
+
+        try:
+            return validate_regions(self.cleaned_data.get("allowed_regions"))
+        except ValidationError as exc:
+            raise _field_errors(exc, "allowed_regions") from None
 
     def clean_allowed_models(self):
         try:
@@ -123,7 +137,8 @@ class _NamesAndMetadataForm(forms.ModelForm):
 class ApiKeyAddForm(_NamesAndMetadataForm):
     class Meta:
         model = ApiKey
-        fields = ("name", "team", "owner", "allowed_models", "expires_at", "metadata", *LIMIT_FIELDS)
+        fields = ("name", "team", "owner", "allowed_models", "allowed_regions", "expires_at", "metadata",
+                  *LIMIT_FIELDS)
 
     def clean_expires_at(self):
         try:
@@ -135,7 +150,8 @@ class ApiKeyAddForm(_NamesAndMetadataForm):
 class ApiKeyChangeForm(_NamesAndMetadataForm):
     class Meta:
         model = ApiKey
-        fields = ("name", "team", "owner", "is_active", "allowed_models", "expires_at", "metadata", *LIMIT_FIELDS)
+        fields = ("name", "team", "owner", "is_active", "allowed_models", "allowed_regions", "expires_at", "metadata",
+                  *LIMIT_FIELDS)
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
@@ -204,12 +220,13 @@ class ApiKeyAdmin(AuditActorMixin, admin.ModelAdmin):
                                          "description": "Blank means no limit of that kind. The team's limits "
                                                         "apply as well."})
         if obj is None:
-            return ((None, {"fields": ("name", "team", "owner", "allowed_models", "expires_at", "metadata"),
+            return ((None, {"fields": ("name", "team", "owner", "allowed_models", "allowed_regions", "expires_at",
+                                       "metadata"),
                             "description": "The secret is generated when you save and shown once, on the next "
                                            "page."}), limits)
         return (
             (None, {"fields": ("name", "prefix", "is_active", "team", "owner")}),
-            ("Access", {"fields": ("allowed_models", "expires_at", "metadata")}),
+            ("Access", {"fields": ("allowed_models", "allowed_regions", "expires_at", "metadata")}),
             limits,
             ("History", {"fields": ("source", "created_at", "last_rotated_at", "previous_valid_until")}),
         )
@@ -239,7 +256,8 @@ class ApiKeyAdmin(AuditActorMixin, admin.ModelAdmin):
             expires_at=data.get("expires_at"), metadata=data.get("metadata") or {},
         )
         # api_key_create knows no owner nor limits: set them in one more (audited) save if given.
-        api_key_update(key=key, owner=data.get("owner"), **{f: data[f] for f in LIMIT_FIELDS if f in data})
+        api_key_update(key=key, owner=data.get("owner"), allowed_regions=data.get("allowed_regions") or [],
+                       **{f: data[f] for f in LIMIT_FIELDS if f in data})
         obj.__dict__.update({k: v for k, v in key.__dict__.items() if k != "_state"})
         obj._state.adding = False
         setattr(request, SECRET_ATTR, secret)
@@ -343,7 +361,7 @@ class ApiKeyAdmin(AuditActorMixin, admin.ModelAdmin):
 class TeamForm(_NamesAndMetadataForm):
     class Meta:
         model = Team
-        fields = ("name", "allowed_models", "metadata", *LIMIT_FIELDS)
+        fields = ("name", "allowed_models", "allowed_regions", "metadata", *LIMIT_FIELDS)
 
 
 class TeamKeyInline(admin.TabularInline):
@@ -366,7 +384,7 @@ class TeamAdmin(AuditActorMixin, admin.ModelAdmin):
     search_fields = ("name",)
     inlines = (TeamKeyInline,)
     fieldsets = (
-        (None, {"fields": ("name", "allowed_models", "metadata")}),
+        (None, {"fields": ("name", "allowed_models", "allowed_regions", "metadata")}),
         ("Limits and budgets", {"fields": LIMIT_FIELDS, "description": "Shared by all the team's keys; blank "
                                                                        "means no limit of that kind."}),
     )

@@ -18,8 +18,27 @@ from models_registry.models import PublicModel
 
 from .models import LIMIT_FIELDS, ApiKey
 
-KEY_EDITABLE_FIELDS = ("name", "team", "owner", "allowed_models", "metadata", "expires_at", "is_active",
-                       *LIMIT_FIELDS)
+KEY_EDITABLE_FIELDS = ("name", "team", "owner", "allowed_models", "allowed_regions", "metadata", "expires_at",
+                       "is_active", *LIMIT_FIELDS)
+
+
+def validate_regions(regions, *, field: str = "allowed_regions") -> list[str]:
+    """Data-residency region lists: OCI region identifiers such as eu-frankfurt-1."""
+    from models_registry.validation import validate_region
+
+    if regions is None:
+        return []
+    if not isinstance(regions, list | tuple):
+        raise ValidationError({field: "Give a list of region identifiers such as [\"eu-frankfurt-1\"]."})
+    regions = list(regions)
+    for region in regions:
+        if not isinstance(region, str) or not region:
+            raise ValidationError({field: "Give region identifiers such as eu-frankfurt-1."})
+        try:
+            validate_region(region)
+        except ValidationError as exc:
+            raise ValidationError({field: exc.messages[0]}) from None
+    return regions
 
 
 def validate_model_names(names, *, field: str = "allowed_models") -> list[str]:
@@ -68,6 +87,8 @@ def api_key_update(*, key: ApiKey, **changes) -> ApiKey:
         changes["allowed_models"] = validate_model_names(changes["allowed_models"])
     if "metadata" in changes:
         changes["metadata"] = validate_metadata(changes["metadata"])
+    if "allowed_regions" in changes:
+        changes["allowed_regions"] = validate_regions(changes["allowed_regions"])
     if changes.get("expires_at") is not None and changes["expires_at"] != key.expires_at:
         validate_future(changes["expires_at"])
     changes = {name: value for name, value in changes.items() if getattr(key, name) != value}

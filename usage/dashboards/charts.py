@@ -6,6 +6,7 @@ Every chart sits next to a table holding the same numbers, so the page reads wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 180
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 10, 24
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 10, 24
 COLOURS = ("#2563eb", "#059669", "#d97706", "#dc2626", "#7c3aed")
 
 
@@ -32,11 +33,12 @@ def compact(value) -> str:
 
 
 def _nice_max(v: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × a power of ten that is at least v: a round top for the y axis."""
     if v <= 0:
         return 1.0
-    exp = 10 ** (len(str(int(v))) - 1) if v >= 1 else 10 ** -len(f"{v:.10f}".split(".")[1].lstrip("0"))
+    exp = 10 ** math.floor(math.log10(v))
     for step in (1, 2, 2.5, 5, 10):
-        if step * exp >= v:
+        if step * exp >= v * (1 - 1e-12):
             return step * exp
     return 10 * exp
 
@@ -75,7 +77,8 @@ def line_chart(xs: Sequence, series: Sequence[tuple[str, Sequence]], *, title: s
     if n:
         every = max(1, n // 8)
         for i in range(0, n, every):
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 6}" text-anchor="middle" class="axis">'
+            anchor = "end" if i == n - 1 and n > 1 else "middle"
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}" class="axis">'
                          f'{escape(_tick_label(xs[i], hourly))}</text>')
     for k, (name, vs) in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]

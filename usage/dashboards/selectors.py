@@ -242,12 +242,17 @@ def latency_percentiles(*, window: Window, filters: Filters, sample: int = SAMPL
 
 
 def recent_errors(*, key_id: int, limit: int = 20, scan: int = ERROR_SCAN) -> list[UsageRecord]:
-    """The key's latest failed requests among its latest `scan` requests (bounded, by index)."""
+    """The key's latest failed requests among its latest `scan` requests (bounded, by index).
+
+    Two plain reads rather than one `id IN (subquery)`, whose plan could walk the whole created_at
+    index of a big table looking for errors of a key that has none.
+    """
     latest = (UsageRecord.objects.filter(key_id=key_id).order_by("-created_at")
-              .values_list("id", flat=True)[:scan])
+              .values_list("id", "status")[:scan])
+    failed = [pk for pk, status in latest if status >= 400][:limit]
     return list(
-        UsageRecord.objects.filter(id__in=latest, status__gte=400).order_by("-created_at")
-        .only("request_id", "created_at", "public_model", "region", "status", "error_type", "latency_ms")[:limit]
+        UsageRecord.objects.filter(id__in=failed).order_by("-created_at")
+        .only("request_id", "created_at", "public_model", "region", "status", "error_type", "latency_ms")
     )
 
 

@@ -237,7 +237,7 @@ def me_logout(request):
 def key_feed_poll(request):
     """New records of one key, for pages that poll; authorised by the page's signed token (a header)."""
     key_id = feed.key_from_token(request.headers.get("X-Feed-Token", ""))
-    if key_id is None:
+    if key_id is None or not ApiKey.objects.active().filter(pk=key_id).exists():
         return JsonResponse({"error": "feed token missing, invalid or expired: reload the page"}, status=401)
     try:
         after = _int(request.GET, "after")

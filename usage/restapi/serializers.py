@@ -71,16 +71,22 @@ LIMIT_KWARGS = {
 
 class TeamSerializer(serializers.ModelSerializer):
     allowed_models = ModelNamesField()
+    allowed_regions = ModelNamesField()
     metadata = JsonObjectField()
 
     class Meta:
         model = Team
-        fields = ("id", "name", "allowed_models", "metadata", *LIMIT_FIELDS, "created_at")
+        fields = ("id", "name", "allowed_models", "allowed_regions", "metadata", *LIMIT_FIELDS, "created_at")
         read_only_fields = ("created_at",)
         extra_kwargs = LIMIT_KWARGS
 
     def validate_allowed_models(self, value):
         return _validate_with(validate_model_names, value, "allowed_models")
+
+    def validate_allowed_regions(self, value):
+        from usage.operations import validate_regions
+
+        return _validate_with(validate_regions, value, "allowed_regions")
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -90,17 +96,23 @@ class ApiKeySerializer(serializers.ModelSerializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), allow_null=True,
                                                required=False)
     allowed_models = ModelNamesField()
+    allowed_regions = ModelNamesField()
     metadata = JsonObjectField()
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "prefix", "team", "owner", "allowed_models", "metadata", *LIMIT_FIELDS, "source",
+        fields = ("id", "name", "prefix", "team", "owner", "allowed_models", "allowed_regions", "metadata", *LIMIT_FIELDS, "source",
                   "is_active", "expires_at", "created_at", "last_rotated_at", "previous_valid_until")
         read_only_fields = ("prefix", "source", "created_at", "last_rotated_at", "previous_valid_until")
         extra_kwargs = LIMIT_KWARGS
 
     def validate_allowed_models(self, value):
         return _validate_with(validate_model_names, value, "allowed_models")
+
+    def validate_allowed_regions(self, value):
+        from usage.operations import validate_regions
+
+        return _validate_with(validate_regions, value, "allowed_regions")
 
     def validate_expires_at(self, value):
         if value is not None and (self.instance is None or value != self.instance.expires_at):
@@ -110,12 +122,12 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreateSerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
-        fields = ("name", "team", "owner", "allowed_models", "metadata", "expires_at", *LIMIT_FIELDS)
+        fields = ("name", "team", "owner", "allowed_models", "allowed_regions", "metadata", "expires_at", *LIMIT_FIELDS)
 
 
 class ApiKeyUpdateSerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
-        fields = ("name", "team", "owner", "allowed_models", "metadata", "expires_at", "is_active", *LIMIT_FIELDS)
+        fields = ("name", "team", "owner", "allowed_models", "allowed_regions", "metadata", "expires_at", "is_active", *LIMIT_FIELDS)
 
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):

@@ -1,0 +1,168 @@
+"""In a real browser (Debian's chromium, headless, driven by Playwright): an operator signs into the admin,
+creates a key, traffic goes through the gateway to the OCI emulator, and the dashboards show it live and
+in totals equal to what the emulator billed.
+
+Set SCREENSHOTS_DIR to keep PNGs of the main pages (docs/screenshots/ is made that way).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from usage.models import ApiKey
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+MODEL = "meta.llama-3.3-70b-instruct"
+LIVE_WITHIN_MS = 2000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "the playwright package is not installed (requirements-dev.txt)"
+    if problem is None and not Path(CHROMIUM).exists():
+        problem = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {problem}")
+        pytest.skip(problem)
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse ORM calls
+    # from the test body ("async context"); they are plain sync calls here, as Playwright's docs note.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    target = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _chat(client, *, stream: bool, n: int) -> str:
+    """One chat call through the gateway; returns its request id (the usage record's id)."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": f"Say hello number {n}"}], stream=stream,
+        max_tokens=40,
+    )
+    request_id = raw.headers["x-request-id"]
+    parsed = raw.parse()
+    if stream:
+        for _chunk in parsed:
+            pass
+    return request_id
+
+
+def _total(page, name: str) -> int:
+    return int(page.locator(f'[data-total="{name}"]').get_attribute("data-value"))
+
+
+def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, screenshots):
+    # One serving process (the live gateway runs in this test process): the in-memory channel layer
+    # reaches every socket, so the pages use the websocket, not polling (see test_views for that).
+    settings.WORKERS = 1
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-123")
+    # Other keys' history, so the pages have something around the new key's traffic.
+    call_command("generate_usage", rows=2500, keys=15, days=14, seed=11, stdout=open(os.devnull, "w"))
+
+    context = browser.new_context(base_url=gateway.base_url, viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-for-tests-123")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+
+    page.goto("/admin/usage/apikey/add/")
+    page.fill("#id_name", "browser-key")
+    page.click("input[name=_save]")
+    secret = page.locator("#gateway-secret").inner_text().strip()
+    key = ApiKey.objects.get(name="browser-key")
+
+    page.goto("/dashboards/?range=24h")
+    page.wait_for_selector('#live[data-state="ready"]', timeout=10_000)
+
+    holder_context = browser.new_context(base_url=gateway.base_url, viewport={"width": 1360, "height": 900})
+    holder = holder_context.new_page()
+    holder.goto("/me/")
+    holder.fill("#key", secret)
+    holder.click("button[type=submit]")
+    holder.wait_for_selector('#live[data-state="ready"]', timeout=10_000)
+    assert secret not in holder.content()
+
+    since = gateway.emulator.last_seq()
+    client = gateway.openai(api_key=secret)
+    delays = []
+    for n, stream in enumerate([False, True, False, True]):
+        request_id = _chat(client, stream=stream, n=n)
+        done = time.monotonic()
+        row = f'#live tr[data-request-id="{request_id}"]'
+        for p in (page, holder):
+            left = LIVE_WITHIN_MS - (time.monotonic() - done) * 1000
+            assert left > 0, f"request {n} not shown within {LIVE_WITHIN_MS} ms"
+            p.wait_for_selector(row, timeout=left)
+        delays.append(time.monotonic() - done)
+    assert max(delays) * 1000 < LIVE_WITHIN_MS
+
+    billed = [e for e in gateway.emulator.ledger(since) if e.get("usage")]
+    assert len(billed) == 4
+    billed_tokens = sum(e["usage"]["totalTokens"] for e in billed)
+    assert billed_tokens > 0
+    live_tokens = int(holder.locator('[data-live="tokens"]').inner_text())
+    assert live_tokens == billed_tokens
+
+    screenshot_live = screenshots / "live-feed.png"
+    page.locator("#live").screenshot(path=str(screenshot_live))
+
+    page.goto(f"/dashboards/?range=24h&key={key.pk}")
+    assert _total(page, "total_tokens") == billed_tokens
+    assert _total(page, "requests") == 4
+    # A budget set meanwhile shows on the key's page with what remains of it.
+    ApiKey.objects.filter(pk=key.pk).update(token_budget=20_000, budget_warn_percent=80)
+    holder.reload()
+    assert _total(holder, "total_tokens") == billed_tokens
+    assert _total(holder, "requests") == 4
+    remaining = holder.locator('[data-remaining="key-tokens"]').inner_text()
+    assert remaining.replace(",", "") == str(20_000 - billed_tokens)
+    holder.wait_for_selector('#live[data-state="ready"]')
+    more = [_chat(client, stream=True, n=10 + n) for n in range(2)]
+    for request_id in more:
+        holder.wait_for_selector(f'#live tr[data-request-id="{request_id}"]', timeout=LIVE_WITHIN_MS)
+    holder.screenshot(path=str(screenshots / "key-page.png"), full_page=True)
+
+    page.goto("/dashboards/?range=7d")
+    page.wait_for_selector('#live[data-state="ready"]')
+    page.screenshot(path=str(screenshots / "staff-dashboard.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "staff-dashboard-top.png"))
+
+    # Tables read without JavaScript: the same page rendered with scripts off still has its numbers.
+    no_js = browser.new_context(base_url=gateway.base_url, java_script_enabled=False)
+    no_js.add_cookies(context.cookies())
+    plain = no_js.new_page()
+    plain.goto(f"/dashboards/?range=24h&key={key.pk}")
+    assert _total(plain, "total_tokens") == billed_tokens
+    assert plain.locator('table[data-table="series"] tbody tr').count() == 24
+    for c in (no_js, holder_context, context):
+        c.close()

@@ -371,6 +371,9 @@ class EmulatorApp:
                 billed += tokens
                 if disconnected.is_set():
                     entry["eventsAfterDisconnect"] += 1
+            else:
+                if result.completion_tokens is not None and not disconnected.is_set():
+                    billed = result.completion_tokens  # the whole answer, exactly as its usage event says
             if fault.keep_open and not disconnected.is_set():
                 try:
                     await asyncio.wait_for(disconnected.wait(), settings["keep_open_max_s"])

@@ -30,6 +30,9 @@ class Result:
     events: list | None = None  # stream events [(payload, tokens)], see streams.py
     usage: dict | None = None  # billed usage for a JSON answer
     prompt_tokens: int = 0  # billed prompt tokens for a stream
+    # A stream written to the end bills the whole answer's tokens (what its usage event says), not the sum
+    # over fragments: an argument split inside a word must not count as two tokens.
+    completion_tokens: int | None = None
     reasoning_tokens: int = 0
     directives: dict = field(default_factory=dict)
     model: str | None = None
@@ -85,7 +88,8 @@ def handle_chat(data: dict, ctx: Ctx) -> Result:
     req, include_usage = chatmod.PARSERS[fmt](cr, model, settings)
     gens = chatmod.run(req)
     result = Result(directives=req.directives, model=model.name, api_format=fmt,
-                    prompt_tokens=gens[0].prompt_tokens, reasoning_tokens=sum(g.reasoning_tokens for g in gens))
+                    prompt_tokens=gens[0].prompt_tokens, reasoning_tokens=sum(g.reasoning_tokens for g in gens),
+                    completion_tokens=sum(g.completion_tokens for g in gens))
     stream = bool(cr.get("isStream"))
     if fmt == "GENERIC":
         if stream:

@@ -108,7 +108,8 @@ def completion(req: GenRequest, model: str, stream: bool, include_usage: bool, r
     base = {"id": "chatcmpl-" + request_id[:24].lower(), "object": "chat.completion", "created": int(time.time()),
             "model": model}
     result = Result(directives=req.directives, model=model, api_format="OPENAI", openai=True,
-                    prompt_tokens=gens[0].prompt_tokens, reasoning_tokens=sum(g.reasoning_tokens for g in gens))
+                    prompt_tokens=gens[0].prompt_tokens, reasoning_tokens=sum(g.reasoning_tokens for g in gens),
+                    completion_tokens=sum(g.completion_tokens for g in gens))
     if stream:
         base["object"] = "chat.completion.chunk"
         result.events = streams.openai_events(gens, base, include_usage)

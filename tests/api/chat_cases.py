@@ -414,41 +414,16 @@ def ledger_entry(emulator, request_id: str) -> dict:
     return entries[0]
 
 
-def emulator_fragment_overcount(emulator, entry: dict, tool_calls: list) -> int:
-    """Tokens the emulator's ledger bills beyond its own usage event for a streamed tool call.
-
-    EMULATOR BUG (reported, oci_emulator/streams.py is not ours): a streamed call's arguments are cut into
-    three fragments and each fragment's tokens are billed separately, so a fragment boundary inside a word
-    ('Par' + 'is') bills one token more than the whole arguments (and than the stream's own usage event,
-    which the gateway relays). Whole-call shapes (COHERE, xAI-style `generic_tool_delta=whole`,
-    `coherev2_tool_delta=whole/finish`) are billed exactly. This returns that surplus so the ledger check
-    stays exact instead of being loosened.
-    """
-    from oci_emulator.generate import count_tokens, split_arguments
-
-    if not entry["stream"] or not tool_calls:
-        return 0
-    settings = emulator.get_settings()
-    fmt = entry["apiFormat"]
-    fragments = fmt == "OPENAI" or (fmt == "GENERIC" and settings["generic_tool_delta"] == "fragments") or (
-        fmt == "COHEREV2" and settings["coherev2_tool_delta"] == "fragments"
-    )
-    if not fragments:
-        return 0
-    return sum(sum(count_tokens(f) for f in split_arguments(a)) - count_tokens(a) for _i, _n, a in tool_calls)
-
-
 def assert_billed(emulator, answer: Answer, *, stream: bool) -> dict:
     """The answer's usage equals what the emulator billed for the request with the same opc-request-id."""
     entry = ledger_entry(emulator, answer.request_id)
     assert entry["status"] == 200 and entry["stream"] is stream, entry
     billed = entry["usage"]
     assert answer.usage is not None, "no usage reached the client"
-    surplus = emulator_fragment_overcount(emulator, entry, answer.tool_calls)
     usage = answer.usage
-    assert (usage["prompt_tokens"], usage["completion_tokens"] + surplus, usage["total_tokens"] + surplus) == (
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
         billed["promptTokens"], billed["completionTokens"], billed["totalTokens"]
-    ), (usage, billed, surplus)
+    ), (usage, billed)
     return entry
 
 

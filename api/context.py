@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass, field
@@ -93,8 +94,11 @@ class CallContext:
         """Hand the record over before the response completes (durable in Redis when configured)."""
         event = self._event()
         if event is not None:
-            await limits.settle(self.reservation, tokens=event.total_tokens, cost_usd=event.cost_usd)
-            await recorder.record_durable(event)
+            # Independent round trips: settle the limits and store the record at the same time.
+            await asyncio.gather(
+                limits.settle(self.reservation, tokens=event.total_tokens, cost_usd=event.cost_usd),
+                recorder.record_durable(event),
+            )
 
     def _event(self) -> UsageEvent | None:
         """The call's one usage record, or None once it has been handed over."""

@@ -36,6 +36,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Linux: the emulator gets SIGTERM when the gateway dies, however it dies (uvicorn re-raises SIGTERM,
+    which ends this process before any `finally` could stop the emulator)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_demo_emulator() -> dict[str, str]:
     """Start the emulator beside the gateway; return the environment that points the gateway at it."""
     global _emulator
@@ -49,6 +61,7 @@ def start_demo_emulator() -> dict[str, str]:
         [sys.executable, "-m", "oci_emulator", "--host", "127.0.0.1", "--port", str(port), "--config",
          creds.config_file],
         stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

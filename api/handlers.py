@@ -261,45 +261,40 @@ def _deployment_for(ctx: CallContext, entry: ModelEntry, capability: str):
     return entry.deployments[0]
 
 
+async def _one_deployment_call(request: ApiRequest, endpoint: str, *, max_bytes: int, parse, capability: str,
+                               service) -> ApiResponse:
+    """An endpoint served by one deployment chosen up front: size check, parse, route, call."""
+
+    async def work(ctx: CallContext) -> ApiResponse:
+        _check_size(request, max_bytes)
+        req = parse(request.body)
+        entry = await resolve_model(ctx, req.model, capability)
+        ctx.deployment = _deployment_for(ctx, entry, capability)
+        return await service(ctx, req, ctx.deployment)
+
+    return await governed(request, endpoint, work)
+
+
 async def create_embeddings(request: ApiRequest) -> ApiResponse:
     from . import embeddings
 
-    async def work(ctx: CallContext) -> ApiResponse:
-        _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
-        req = embeddings.parse_embeddings_body(request.body)
-        entry = await resolve_model(ctx, req.model, "embeddings")
-        deployment = _deployment_for(ctx, entry, "embeddings")
-        ctx.deployment = deployment
-        return await embeddings.create_embeddings(ctx, req, deployment)
-
-    return await governed(request, "embeddings", work)
+    return await _one_deployment_call(request, "embeddings", max_bytes=settings.EMBEDDINGS_MAX_BYTES,
+                                      parse=embeddings.parse_embeddings_body, capability="embeddings",
+                                      service=embeddings.create_embeddings)
 
 
 async def create_rerank(request: ApiRequest) -> ApiResponse:
     from . import rerank
     from .schemas import parse_rerank_request
 
-    async def work(ctx: CallContext) -> ApiResponse:
-        _check_size(request, settings.EMBEDDINGS_MAX_BYTES)
-        req = parse_rerank_request(request.body)
-        entry = await resolve_model(ctx, req.model, "rerank")
-        deployment = _deployment_for(ctx, entry, "rerank")
-        ctx.deployment = deployment
-        return await rerank.create_rerank(ctx, req, deployment)
-
-    return await governed(request, "rerank", work)
+    return await _one_deployment_call(request, "rerank", max_bytes=settings.EMBEDDINGS_MAX_BYTES,
+                                      parse=parse_rerank_request, capability="rerank", service=rerank.create_rerank)
 
 
 async def create_completion(request: ApiRequest) -> ApiResponse:
     from . import completions
     from .schemas import parse_completions_request
 
-    async def work(ctx: CallContext) -> ApiResponse:
-        _check_size(request, settings.CHAT_MAX_BYTES)
-        req = parse_completions_request(request.body)
-        entry = await resolve_model(ctx, req.model, "chat")
-        deployment = _deployment_for(ctx, entry, "chat")
-        ctx.deployment = deployment
-        return await completions.create_completion(ctx, req, deployment)
-
-    return await governed(request, "completions", work)
+    return await _one_deployment_call(request, "completions", max_bytes=settings.CHAT_MAX_BYTES,
+                                      parse=parse_completions_request, capability="chat",
+                                      service=completions.create_completion)

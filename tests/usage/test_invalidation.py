@@ -121,3 +121,15 @@ def test_catalog_changes_from_each_write_path_reach_other_process(gateway_proces
     PublicModel.objects.get(name="bus-test-model").delete()
     within_deadline(lambda: "bus-test-model" not in model_ids(gateway_process, secret))
     assert ApiKey.objects.count() == 1
+
+
+def test_disable_and_rotate_through_management_api_reach_other_process(gateway_process, live_key, staff_client):
+    key, secret = live_key
+    response = staff_client.post(f"/manage/api/keys/{key.pk}/rotate/", content_type="application/json", data={})
+    assert response.status_code in (200, 201), response.content[:300]
+    new_secret = response.json()["secret"]
+    within_deadline(lambda: models_status(gateway_process, secret) == 401)
+    assert models_status(gateway_process, new_secret) == 200
+    response = staff_client.post(f"/manage/api/keys/{key.pk}/disable/", content_type="application/json", data={})
+    assert response.status_code in (200, 204), response.content[:300]
+    within_deadline(lambda: models_status(gateway_process, new_secret) == 401)

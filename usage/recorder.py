@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +40,7 @@ GROUP = "usage-writers"
 
 def stream_name() -> str:
     return settings.REDIS_KEY_PREFIX + "usage"
+CLAIM_EVERY_S = 5.0
 CLAIM_IDLE_MS = int(os.environ.get("USAGE_CLAIM_IDLE_MS", "15000"))  # a dead consumer's entries after this
 
 
@@ -115,6 +117,8 @@ class UsageRecorder:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._paused = False
+        self._group_ready = False
+        self._next_claim = 0.0
         self._tasks: list[asyncio.Task] = []
         self._redis = None
         self._consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -250,19 +254,35 @@ class UsageRecorder:
                 raise
 
     async def _drain_stream_once(self, block_ms: int | None) -> int:
-        """Read, write and acknowledge one batch of stream entries (ours first, then claimed, then new)."""
+        """Read, write and acknowledge one batch of stream entries.
+
+        New entries take one command; every CLAIM_EVERY_S (and first) the consumer also takes back its own
+        unacknowledged entries and those a dead consumer left pending for CLAIM_IDLE_MS.
+        """
+        import redis
+
         client = self._client()
-        await self._ensure_group()
         stream = stream_name()
-        _next, claimed, _deleted = await client.xautoclaim(
-            stream, GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
-        )
-        entries = list(claimed)
-        mine = await client.xreadgroup(GROUP, self._consumer, {stream: "0"}, count=BATCH)
-        entries += [e for _s, items in mine for e in items]
-        if not entries:
-            fresh = await client.xreadgroup(GROUP, self._consumer, {stream: ">"}, count=BATCH, block=block_ms)
-            entries = [e for _s, items in fresh for e in items]
+        if not self._group_ready:
+            await self._ensure_group()
+            self._group_ready = True
+        entries: list = []
+        try:
+            if time.monotonic() >= self._next_claim:
+                self._next_claim = time.monotonic() + CLAIM_EVERY_S
+                _next, claimed, _deleted = await client.xautoclaim(
+                    stream, GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
+                )
+                entries += list(claimed)
+                mine = await client.xreadgroup(GROUP, self._consumer, {stream: "0"}, count=BATCH)
+                entries += [e for _s, items in mine for e in items]
+            if not entries:
+                fresh = await client.xreadgroup(GROUP, self._consumer, {stream: ">"}, count=BATCH, block=block_ms)
+                entries = [e for _s, items in fresh for e in items]
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False  # the stream was deleted: create the group again next time
+            raise
         entries = [(eid, data) for eid, data in entries if data]
         if not entries:
             return 0
@@ -271,8 +291,10 @@ class UsageRecorder:
             return 0  # paused: the entries stay pending for later
         _announce(events)
         ids = [eid for eid, _ in entries]
-        await client.xack(stream, GROUP, *ids)
-        await client.xdel(stream, *ids)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
         return len(events)
 
     async def _consume_forever(self) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import urllib.request
 import uuid
+from urllib.parse import urlsplit
 
 import aiohttp
 from django.conf import settings
@@ -48,7 +50,7 @@ def session() -> aiohttp.ClientSession:
         )
         _session = aiohttp.ClientSession(
             connector=connector,
-            trust_env=True,
+            trust_env=False,  # proxies are resolved by proxy_for(): aiohttp's own lookup costs a thread hop per call
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=settings.UPSTREAM_READ_TIMEOUT
             ),
@@ -73,6 +75,18 @@ async def close_session() -> None:
     if _session is not None and not _session.closed:
         await _session.close()
     _session = None
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy for `url` from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read on each call (cheap, no thread)."""
+    proxies = urllib.request.getproxies_environment()
+    if not proxies:
+        return None
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    return proxy
 
 
 def new_request_id() -> str:
@@ -103,7 +117,7 @@ async def post_signed(
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream request POST %s headers=%s body_bytes=%d", url, headers, len(body))
     response = await session().post(url, data=body, headers=headers, allow_redirects=False,
-                                    timeout=_timeout(connect_timeout))
+                                    timeout=_timeout(connect_timeout), proxy=proxy_for(url))
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream response %s %s headers=%s", response.status, url, dict(response.headers))
     return response
@@ -118,4 +132,4 @@ def _timeout(connect: float | None = None) -> aiohttp.ClientTimeout:
 async def get_signed(credential, url: str, *, request_id: str) -> aiohttp.ClientResponse:
     headers = {"accept": "application/json", "opc-request-id": request_id, "user-agent": "oci-genai-gateway"}
     headers = await signed_headers(credential, "GET", url, headers, b"")
-    return await session().get(url, headers=headers, allow_redirects=False, timeout=_timeout())
+    return await session().get(url, headers=headers, allow_redirects=False, timeout=_timeout(), proxy=proxy_for(url))

@@ -101,8 +101,9 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "prefix", "team", "owner", "allowed_models", "allowed_regions", "metadata", *LIMIT_FIELDS, "source",
-                  "is_active", "expires_at", "created_at", "last_rotated_at", "previous_valid_until")
+        fields = ("id", "name", "prefix", "team", "owner", "allowed_models", "allowed_regions", "metadata",
+                  *LIMIT_FIELDS, "source", "is_active", "expires_at", "created_at", "last_rotated_at",
+                  "previous_valid_until")
         read_only_fields = ("prefix", "source", "created_at", "last_rotated_at", "previous_valid_until")
         extra_kwargs = LIMIT_KWARGS
 
@@ -127,7 +128,8 @@ class ApiKeyCreateSerializer(ApiKeySerializer):
 
 class ApiKeyUpdateSerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
-        fields = ("name", "team", "owner", "allowed_models", "allowed_regions", "metadata", "expires_at", "is_active", *LIMIT_FIELDS)
+        fields = ("name", "team", "owner", "allowed_models", "allowed_regions", "metadata", "expires_at",
+                  "is_active", *LIMIT_FIELDS)
 
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):

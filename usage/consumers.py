@@ -23,7 +23,7 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def join(self, group: str) -> None:
-        feed.bind_loop(asyncio.get_running_loop())
+        feed.bind_loop(asyncio.get_running_loop(), replace=False)
         self.group = group
         await self.channel_layer.group_add(group, self.channel_name)
         await self.send_json({"type": "ready"})

@@ -262,6 +262,10 @@ class UsageDailyKeyRollup(DailySums):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "key_id"], name="daily_key_rollup_unique")]
+        indexes = [
+            models.Index(fields=["key_id", "day"], name="daily_key_rollup_key_day"),
+            models.Index(fields=["team_id", "day"], name="daily_key_rollup_team_day"),
+        ]
 
 
 class UsageDailyModelRollup(DailySums):

@@ -7,6 +7,7 @@ Set SCREENSHOTS_DIR to keep PNGs of the main pages (docs/screenshots/ is made th
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from usage.models import ApiKey
+from usage.models import (
+    ApiKey,
+    UsageDailyKeyRollup,
+    UsageDailyModelRollup,
+    UsageDailyRollup,
+    UsageRecord,
+    UsageRollup,
+)
+from usage.recorder import recorder
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -82,10 +91,15 @@ def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, 
     # One serving process (the live gateway runs in this test process): the in-memory channel layer
     # reaches every socket, so the pages use the websocket, not polling (see test_views for that).
     settings.WORKERS = 1
+    # Usage still queued by earlier tests would land in this test's tables under reused key ids: write it
+    # now and start from empty usage tables.
+    recorder.flush()
+    for table in (UsageRecord, UsageRollup, UsageDailyRollup, UsageDailyKeyRollup, UsageDailyModelRollup):
+        table.objects.all().delete()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-123")
     # Other keys' history, so the pages have something around the new key's traffic.
-    call_command("generate_usage", rows=2500, keys=15, days=14, seed=11, stdout=open(os.devnull, "w"))
+    call_command("generate_usage", rows=2500, keys=15, days=14, seed=11, stdout=io.StringIO())
 
     context = browser.new_context(base_url=gateway.base_url, viewport={"width": 1360, "height": 900})
     page = context.new_page()
@@ -119,12 +133,11 @@ def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, 
         request_id = _chat(client, stream=stream, n=n)
         done = time.monotonic()
         row = f'#live tr[data-request-id="{request_id}"]'
-        for p in (page, holder):
-            left = LIVE_WITHIN_MS - (time.monotonic() - done) * 1000
-            assert left > 0, f"request {n} not shown within {LIVE_WITHIN_MS} ms"
-            p.wait_for_selector(row, timeout=left)
-        delays.append(time.monotonic() - done)
-    assert max(delays) * 1000 < LIVE_WITHIN_MS
+        for who, p in (("staff", page), ("key holder", holder)):
+            # Wait longer than the promise, to tell "late" from "never" when it fails.
+            p.wait_for_selector(row, timeout=10_000)
+            delays.append((who, n, round((time.monotonic() - done) * 1000)))
+    assert all(ms < LIVE_WITHIN_MS for _who, _n, ms in delays), f"shown after (ms): {delays}"
 
     billed = [e for e in gateway.emulator.ledger(since) if e.get("usage")]
     assert len(billed) == 4
@@ -162,7 +175,27 @@ def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, 
     no_js.add_cookies(context.cookies())
     plain = no_js.new_page()
     plain.goto(f"/dashboards/?range=24h&key={key.pk}")
-    assert _total(plain, "total_tokens") == billed_tokens
+    all_billed = sum(e["usage"]["totalTokens"] for e in gateway.emulator.ledger(since) if e.get("usage"))
+    assert _total(plain, "total_tokens") == all_billed
     assert plain.locator('table[data-table="series"] tbody tr').count() == 24
     for c in (no_js, holder_context, context):
         c.close()
+
+
+def test_several_workers_without_redis_poll_instead(gateway, settings, browser):
+    """With WORKERS > 1 and no Redis a socket would show one worker's traffic: the page polls instead."""
+    settings.WORKERS, settings.REDIS_URL = 4, ""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-123")
+    context = browser.new_context(base_url=gateway.base_url)
+    page = context.new_page()
+    page.goto("/admin/login/?next=/dashboards/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-for-tests-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector('#live[data-mode="poll"][data-state="ready"]', timeout=10_000)
+    request_id = _chat(gateway.openai(), stream=False, n=1)
+    # flushed within USAGE_FLUSH_SECONDS (1 s), then seen by the next poll (every 2 s)
+    page.wait_for_selector(f'#live tr[data-request-id="{request_id}"]', timeout=4_000)
+    assert "polling" in page.locator("#live .live-status").inner_text()
+    context.close()

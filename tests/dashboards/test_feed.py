@@ -44,7 +44,18 @@ async def test_staff_feed_refuses_anonymous_and_plain_users(superuser):
     assert not connected  # no session cookie: anonymous
 
 
-async def test_staff_feed_receives_each_written_batch_with_key_names(superuser):
+@pytest.fixture
+def serving_loop(monkeypatch):
+    """This test's event loop plays the server's: the one the recorder would have bound at start-up."""
+
+    def bind():
+        monkeypatch.setattr(feed, "_loop", asyncio.get_running_loop())
+
+    return bind
+
+
+async def test_staff_feed_receives_each_written_batch_with_key_names(superuser, serving_loop):
+    serving_loop()
     key, _secret = await database_sync_to_async(api_key_create)(name="alpha")
     communicator = WebsocketCommunicator(with_user(superuser), "/ws/dashboards/usage/")
     connected, _ = await communicator.connect()
@@ -61,7 +72,8 @@ async def test_staff_feed_receives_each_written_batch_with_key_names(superuser):
     await communicator.disconnect()
 
 
-async def test_key_feed_needs_a_valid_token_as_first_message_and_sees_only_its_key():
+async def test_key_feed_needs_a_valid_token_as_first_message_and_sees_only_its_key(serving_loop):
+    serving_loop()
     key, _secret = await database_sync_to_async(api_key_create)(name="alpha")
     other, _ = await database_sync_to_async(api_key_create)(name="beta")
     bad = WebsocketCommunicator(websocket_application, "/ws/me/usage/", headers=ORIGIN)

@@ -72,10 +72,15 @@ def event_payload(e) -> dict:
     return out
 
 
-def bind_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """The event loop of this process's server: group sends from flusher threads are scheduled on it."""
+def bind_loop(loop: asyncio.AbstractEventLoop, *, replace: bool = True) -> None:
+    """The event loop of this process's server: group sends from flusher threads are scheduled on it.
+
+    The recorder binds it when it starts; a socket binds its loop only if none is running yet (a server
+    without lifespan events starts the recorder at its first HTTP request).
+    """
     global _loop
-    _loop = loop
+    if replace or _loop is None or _loop.is_closed() or not _loop.is_running():
+        _loop = loop
 
 
 async def _send(messages: dict[str, list[dict]]) -> None:

@@ -59,9 +59,14 @@ class Totals:
     ttft_ms_sum: int = 0
     ttft_count: int = 0
 
-    def add(self, row: dict) -> Totals:
+    @classmethod
+    def of(cls, row: dict) -> Totals:
+        """Totals from an aggregate row whose sums are named s_<field> (NULL sums count as 0)."""
+        return cls(*(row[f"s_{name}"] or 0 for name in SUMS))
+
+    def add(self, other: Totals) -> Totals:
         for name in SUMS:
-            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
     @property
@@ -126,10 +131,6 @@ def _sums() -> dict:
     return {f"s_{name}": Sum(name) for name in SUMS}
 
 
-def _unprefix(row: dict) -> dict:
-    return {k[2:]: v for k, v in row.items() if k.startswith("s_")}
-
-
 def _bucket_start(value) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC)
@@ -150,39 +151,58 @@ class Report:
     team_count: int
 
 
+def _ranked(groups, n: int | None = None) -> list[Group]:
+    out = sorted(groups, key=lambda g: (-g.totals.total_tokens, -g.totals.requests, str(g.id)))
+    return out[:n] if n else out
+
+
 def usage_report(*, window: Window, filters: Filters, top: int = TOP) -> Report:
-    """Everything the staff dashboard shows for a window, in three grouped reads of the rollups."""
+    """Everything the staff dashboard shows for a window, in a few grouped reads of the rollups.
+
+    Keys and teams are ranked on two sums only (tokens, requests), then the full totals are read for the
+    top ones alone, through their (key_id, day) and (team_id, day) indexes.
+    """
     qs, ranking, time_field = _rollups(window, filters)
     series = {b: Group(b, "") for b in window.buckets()}
     for row in qs.values(time_field).annotate(**_sums()).order_by():
         bucket = _bucket_start(row[time_field])
-        series.setdefault(bucket, Group(bucket, "")).totals.add(_unprefix(row))
+        series.setdefault(bucket, Group(bucket, "")).totals.add(Totals.of(row))
     totals = Totals()
     for g in series.values():
-        totals.add({name: getattr(g.totals, name) for name in SUMS})
+        totals.add(g.totals)
 
     models: dict[str, Group] = {}
     regions: dict[str, Group] = {}
     for row in qs.values("public_model", "region").annotate(**_sums()).order_by():
-        sums = _unprefix(row)
-        models.setdefault(row["public_model"], Group(row["public_model"], row["public_model"] or "(none)")).totals.add(
-            sums)
-        regions.setdefault(row["region"], Group(row["region"], row["region"] or "(none)")).totals.add(sums)
+        sums = Totals.of(row)
+        model, region = row["public_model"], row["region"]
+        models.setdefault(model, Group(model, model or "(none)")).totals.add(sums)
+        regions.setdefault(region, Group(region, region or "(none)")).totals.add(sums)
 
+    # Rank on two sums only: a small hash aggregate even over every key of 90 days.
+    lean: dict[int, list] = {}
+    team_lean: dict[int, list] = {}
+    for key_id, team_id, t, r in (ranking.values_list("key_id", "team_id")
+                                  .annotate(t=Sum("total_tokens"), r=Sum("requests")).order_by()):
+        for bucket, ident in ((lean, key_id), (team_lean, team_id or 0)):
+            entry = bucket.setdefault(ident, [0, 0])
+            entry[0] += t or 0
+            entry[1] += r or 0
+
+    def best(totals: dict[int, list]) -> list[int]:
+        return sorted(totals, key=lambda i: (-totals[i][0], -totals[i][1], i))[:top]
+
+    top_ids, top_team_ids = best(lean), best(team_lean)
     keys: dict[int, Group] = {}
-    teams: dict[int, Group] = {}
-    for row in ranking.values("key_id", "team_id").annotate(**_sums()).order_by():
-        sums = _unprefix(row)
+    for row in ranking.filter(key_id__in=top_ids).values("key_id", "team_id").annotate(**_sums()).order_by():
         key = keys.setdefault(row["key_id"], Group(row["key_id"], "", team_id=row["team_id"] or None))
-        key.totals.add(sums)
-        teams.setdefault(row["team_id"] or 0, Group(row["team_id"] or 0, "")).totals.add(sums)
+        key.totals.add(Totals.of(row))
+    teams = {row["team_id"] or 0: Group(row["team_id"] or 0, "", Totals.of(row))
+             for row in ranking.filter(team_id__in=top_team_ids).values("team_id").annotate(**_sums()).order_by()}
 
-    def ranked(groups, n=None):
-        out = sorted(groups, key=lambda g: (-g.totals.total_tokens, -g.totals.requests, str(g.id)))
-        return out[:n] if n else out
-
-    top_keys, top_teams = ranked(keys.values(), top), ranked(teams.values(), top)
-    key_names = dict(ApiKey.objects.filter(pk__in=[g.id for g in top_keys]).values_list("pk", "name"))
+    top_keys = [keys[i] for i in top_ids if i in keys]
+    top_teams = [teams[i] for i in top_team_ids if i in teams]
+    key_names = dict(ApiKey.objects.filter(pk__in=top_ids).values_list("pk", "name"))
     team_names = dict(Team.objects.filter(pk__in=[g.id for g in top_teams if g.id]).values_list("pk", "name"))
     for g in top_keys:
         g.label = key_names.get(g.id, f"key #{g.id} (deleted)")
@@ -190,8 +210,8 @@ def usage_report(*, window: Window, filters: Filters, top: int = TOP) -> Report:
         g.label = team_names.get(g.id, f"team #{g.id} (deleted)") if g.id else "(no team)"
     return Report(
         window=window, filters=filters, totals=totals, series=sorted(series.values(), key=lambda g: g.id),
-        models=ranked(models.values()), regions=ranked(regions.values()), keys=top_keys, teams=top_teams,
-        key_count=len(keys), team_count=len(teams),
+        models=_ranked(models.values()), regions=_ranked(regions.values()), keys=top_keys, teams=top_teams,
+        key_count=len(lean), team_count=len(team_lean),
     )
 
 
@@ -309,8 +329,8 @@ def budgets(*, keys: list[ApiKey] | None = None, teams: list[Team] | None = None
             with_daily: bool = False) -> list[Budget]:
     """Budget state of these keys and teams: used in the current period (day, week or month, UTC).
 
-    One grouped read of the daily rollups per scope, with one conditional sum per period kind, so the
-    cost depends on the number of budgeted keys, not on their traffic.
+    One grouped read of the per-key daily rollups per scope, with one conditional sum per period kind, so
+    the cost depends on the number of budgeted keys and days, not on their traffic.
     """
     now = now or datetime.now(UTC)
     out: list[Budget] = []
@@ -325,7 +345,8 @@ def budgets(*, keys: list[ApiKey] | None = None, teams: list[Team] | None = None
             aggregates[f"tok_{period}"] = Sum("total_tokens", filter=Q(day__gte=start))
             aggregates[f"usd_{period}"] = Sum("cost_usd", filter=Q(day__gte=start))
         ids = sorted({b.scope_id for b in specs})
-        rows = (UsageDailyRollup.objects.filter(**{f"{column}__in": ids}, day__gte=earliest)
+        # The per-key daily table: a key's or a team's total per day, whatever the model or region.
+        rows = (UsageDailyKeyRollup.objects.filter(**{f"{column}__in": ids}, day__gte=earliest)
                 .values(column).annotate(**aggregates).order_by())
         used = {row[column]: row for row in rows}
         for b in specs:
@@ -334,7 +355,7 @@ def budgets(*, keys: list[ApiKey] | None = None, teams: list[Team] | None = None
         if with_daily:
             daily = defaultdict(dict)
             field_sums = {"t": Sum("total_tokens"), "c": Sum("cost_usd")}
-            for row in (UsageDailyRollup.objects.filter(**{f"{column}__in": ids}, day__gte=earliest)
+            for row in (UsageDailyKeyRollup.objects.filter(**{f"{column}__in": ids}, day__gte=earliest)
                         .values(column, "day").annotate(**field_sums).order_by()):
                 daily[row[column]][row["day"]] = row
             for b in specs:
@@ -351,8 +372,10 @@ def budgets(*, keys: list[ApiKey] | None = None, teams: list[Team] | None = None
 def budget_overview(*, filters: Filters, now: datetime | None = None, top: int = TOP) -> list[Budget]:
     """The budgets closest to running out among keys and teams that have one (within the filters)."""
     has_budget = Q(token_budget__isnull=False) | Q(usd_budget__isnull=False)
-    keys = ApiKey.objects.filter(has_budget, is_active=True)
-    teams = Team.objects.filter(has_budget)
+    budget_fields = ("pk", "name", "token_budget", "token_budget_period", "usd_budget", "usd_budget_period",
+                     "budget_warn_percent")
+    keys = ApiKey.objects.filter(has_budget, is_active=True).only(*budget_fields)
+    teams = Team.objects.filter(has_budget).only(*budget_fields)
     if filters.key_id is not None:
         keys = keys.filter(pk=filters.key_id)
         teams = teams.filter(keys__pk=filters.key_id)

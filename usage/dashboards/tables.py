@@ -9,6 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from .selectors import Budget, Group, Percentiles, Report, Totals
 
@@ -34,6 +36,20 @@ class Table:
         for row in self.rows:
             writer.writerow([c.text for c in row])
         return out.getvalue()
+
+    def html(self) -> SafeString:
+        """The <table> element. Built here rather than in a template loop: a 90-row table of ten columns
+        costs tens of milliseconds through the template engine and well under one through this."""
+        head = "".join(f'<th scope="col">{escape(h)}</th>' for h in self.headers)
+        def cell(c: Cell) -> str:
+            return f'<td><a href="{escape(c.url)}">{escape(c.text)}</a></td>' if c.url else f"<td>{escape(c.text)}</td>"
+
+        if self.rows:
+            body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in self.rows)
+        else:
+            body = f'<tr><td colspan="{len(self.headers)}">Nothing in this window.</td></tr>'
+        return mark_safe(f'<table class="data" data-table="{escape(self.slug)}"><thead><tr>{head}</tr></thead>'
+                         f"<tbody>{body}</tbody></table>")
 
     def column(self, header: str) -> list[str]:
         i = self.headers.index(header)

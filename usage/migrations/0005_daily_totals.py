@@ -141,5 +141,13 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('day', 'public_model', 'region'), name='daily_model_rollup_unique')],
             },
         ),
+        migrations.AddIndex(
+            model_name='usagedailykeyrollup',
+            index=models.Index(fields=['key_id', 'day'], name='daily_key_rollup_key_day'),
+        ),
+        migrations.AddIndex(
+            model_name='usagedailykeyrollup',
+            index=models.Index(fields=['team_id', 'day'], name='daily_key_rollup_team_day'),
+        ),
         migrations.RunPython(create_triggers, drop_triggers),
     ]

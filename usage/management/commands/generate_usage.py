@@ -127,7 +127,7 @@ class Command(BaseCommand):
         start = end - timedelta(days=days)
         with connection.cursor() as cursor:
             cursor.execute("SELECT setseed(%s)", [rng.random() * 2 - 1])
-            cursor.execute("DROP TABLE IF EXISTS gen_keys; DROP TABLE IF EXISTS gen_models")
+            cursor.execute(_DROP_TEMP)  # pooled connections keep temporary tables of an earlier run
             cursor.execute("CREATE TEMP TABLE gen_keys (rank int PRIMARY KEY, key_id bigint, team_id bigint, "
                            "m1 int, m2 int, region int, n_days int, day0 int, stride float8)")
             cursor.executemany(
@@ -180,6 +180,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  rollups: {time.monotonic() - t0:.1f} s")
         t0 = time.monotonic()
         with connection.cursor() as cursor:
+            cursor.execute(_DROP_TEMP)
             cursor.execute("ANALYZE usage_usagerecord; ANALYZE usage_usagerollup; ANALYZE usage_usagedailyrollup; "
                            "ANALYZE usage_usagedailykeyrollup; ANALYZE usage_usagedailymodelrollup")
         self.stdout.write(f"  analyze: {time.monotonic() - t0:.1f} s")
@@ -228,6 +229,8 @@ def _python_row(rng: random.Random, p: dict, n: int, run: str, start: datetime, 
         user_agent="generate_usage",
     )
 
+
+_DROP_TEMP = "DROP TABLE IF EXISTS gen_keys; DROP TABLE IF EXISTS gen_models; DROP TABLE IF EXISTS gen_regions"
 
 # One chunk of rows, all computed by PostgreSQL. g: per-row random draws; k: the key's profile.
 _RAW_SQL = """

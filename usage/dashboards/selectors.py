@@ -245,8 +245,6 @@ def latency_percentiles(*, window: Window, filters: Filters, sample: int = SAMPL
     elif filters.team_id is not None:
         qs = qs.filter(team_id=filters.team_id)
     rows = list(qs.order_by("-created_at").values_list("latency_ms", "ttft_ms", "public_model", "region")[:sample])
-    if filters.key_id is not None and filters.team_id is not None:
-        pass  # a key belongs to one team: the key filter is the narrower one
     if filters.model:
         rows = [r for r in rows if r[2] == filters.model]
     if filters.region:

@@ -166,7 +166,8 @@ class LiveGateway:
         import uvicorn
 
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, lifespan="on",
+            self.app, host="127.0.0.1", port=self.port, lifespan="on", loop="asyncio",  # uvloop crashed once
+            # stopping a loop in a thread mid-run; asyncio's loop is the safe choice for test servers
             log_level="warning", access_log=False,
         )
         self.server = uvicorn.Server(config)

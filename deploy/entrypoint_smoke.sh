@@ -9,6 +9,17 @@ chmod 755 "$work"
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 .venv/bin/python -c "from oci_emulator.credentials import generate_credentials as g; g('$work/oci')" >/dev/null
 chmod -R a+rX "$work/oci" "$root"
+# The unprivileged user must reach the interpreter and the checkout: grant traverse (not list) on any
+# parent directory that denies it (pyenv under /root, a mktemp checkout directory).
+traversable() {
+  local p="$1"
+  while [ "$p" != "/" ]; do
+    p="$(dirname "$p")"
+    case "$(stat -c %A "$p")" in *x|*t) ;; *) chmod o+x "$p" ;; esac
+  done
+}
+traversable "$(readlink -f "$root/.venv/bin/python")"
+traversable "$root"
 mkdir -p "$work/var" && chown -R 65534:65534 "$work/var"
 port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 env -i PATH="$PATH" HOME="$work" PYTHON="$root/.venv/bin/python" GATEWAY_PRODUCTION=true \

@@ -19,7 +19,7 @@ from .errors import GatewayError
 from .http import SSE_HEADERS, ApiResponse
 from .translate.errors import upstream_connection_error, upstream_error_to_gateway, upstream_timeout
 from .translate.sse import DONE, SSEDecoder, encode_sse
-from .upstream.client import post_signed, trace
+from .upstream.client import post_signed, provider_url, trace
 
 log = logging.getLogger("gateway.chat")
 
@@ -42,6 +42,8 @@ def chat_url(d: DeploymentSpec, stream: bool) -> tuple[str, dict[str, str]]:
     """The upstream URL for a chat call, and any headers that URL form needs."""
     if d.api_format != "OPENAI":
         return f"{d.base_url}/20231130/actions/chat", {}
+    if d.is_provider:
+        return provider_url(d, "chat/completions"), {}
     if d.kind == "datascience":
         base = d.base_url
         if stream and base.endswith("/predict"):
@@ -83,6 +85,7 @@ async def _upstream_error(ctx: CallContext, d: DeploymentSpec, resp: aiohttp.Cli
         region=d.region,
         compartment=d.compartment_id,
         retry_after=resp.headers.get("retry-after"),
+        provider=d.is_provider,
     )
     ctx.fail(error.status, error.type)
     return error

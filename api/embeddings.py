@@ -24,7 +24,7 @@ from .http import ApiResponse
 from .schemas import EmbeddingsRequest, validation_error_to_gateway
 from .translate import embeddings as tr
 from .translate.errors import upstream_connection_error, upstream_error_to_gateway, upstream_timeout
-from .upstream.client import post_signed
+from .upstream.client import post_signed, provider_url
 
 FAILURE_GRACE_SECONDS = 2.0
 
@@ -95,13 +95,15 @@ async def call_upstream_json(d: DeploymentSpec, url: str, body: dict, *, request
             region=d.region,
             compartment=d.compartment_id,
             retry_after=resp.headers.get("retry-after"),
+            provider=d.is_provider,
         )
     try:
         result = orjson.loads(raw)
     except orjson.JSONDecodeError:
         result = None
     if not isinstance(result, dict):
-        raise GatewayError(502, "OCI answered with a body that is not a JSON object.", type="upstream_unavailable",
+        raise GatewayError(502, f"Deployment {d.name} answered with a body that is not a JSON object.",
+                           type="upstream_unavailable",
                            code="upstream_bad_response")
     return result, resp.headers.get("opc-request-id", "")
 
@@ -121,6 +123,8 @@ async def _embed_call(
 
 
 async def create_embeddings(ctx: CallContext, req: EmbeddingsBody, d: DeploymentSpec) -> ApiResponse:
+    if d.is_provider:
+        return await _provider_embeddings(ctx, req, d)
     if d.api_format == "OPENAI":
         raise bad_request(f"The model '{ctx.public_model}' is served by an OpenAI-format deployment that "
                           "this gateway does not embed through.", param="model")
@@ -199,3 +203,25 @@ def _bill(ctx: CallContext, calls: list[tr.EmbedCall], tasks: list[asyncio.Task]
         ctx.usage = {"prompt_tokens": prompt, "total_tokens": prompt}
         ctx.usage_source = "estimated" if estimated else "upstream"
     return prompt
+
+
+async def _provider_embeddings(ctx: CallContext, req: EmbeddingsBody, d: DeploymentSpec) -> ApiResponse:
+    """An OpenAI-compatible provider embeds the OpenAI body as it is: one call, its own usage."""
+    body = req.model_dump(exclude_none=True, exclude={"truncate", "input_type"})
+    body["model"] = d.model_id
+    async with _semaphore(d):
+        result, upstream_id = await call_upstream_json(d, provider_url(d, "embeddings"), body,
+                                                       request_id=ctx.request.request_id)
+    ctx.upstream_request_id = upstream_id
+    ctx.mark_first_token()
+    result["model"] = ctx.public_model
+    usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+    if usage and isinstance(usage.get("prompt_tokens"), int):
+        ctx.usage = {"prompt_tokens": usage["prompt_tokens"], "total_tokens": usage["prompt_tokens"]}
+        ctx.usage_source = "upstream"
+    else:
+        items = tr.parse_input(req.input)
+        prompt = estimate_prompt_tokens(sum(len(i.value) for i in items if not i.image))
+        ctx.usage = {"prompt_tokens": prompt, "total_tokens": prompt}
+        ctx.usage_source = "estimated"
+    return ApiResponse(status=200, body=orjson.dumps(result), headers={"x-gateway-deployment": d.name})

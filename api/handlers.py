@@ -69,19 +69,22 @@ async def require_key(request: ApiRequest) -> KeyPrincipal:
     return principal
 
 
+def _owner(entry: ModelEntry) -> str:
+    first = entry.deployments[0]
+    if first.is_provider:
+        namespace, slash, _rest = entry.name.partition("/")
+        return namespace if slash else "openai_compatible"
+    return first.model_id.split(".", 1)[0] if first.model_id else "oci"
+
+
 def _model_object(entry: ModelEntry) -> dict:
-    return {
-        "id": entry.name,
-        "object": "model",
-        "created": entry.created,
-        "owned_by": entry.deployments[0].model_id.split(".", 1)[0] if entry.deployments[0].model_id else "oci",
-    }
+    return {"id": entry.name, "object": "model", "created": entry.created, "owned_by": _owner(entry)}
 
 
 async def list_models(request: ApiRequest) -> ApiResponse:
     principal = await require_key(request)
     catalog = await get_catalog()
-    data = [_model_object(e) for name, e in sorted(catalog.models.items()) if principal.may_use(name)]
+    data = [_model_object(e) for name, e in catalog.listed() if principal.may_use(name)]
     body: dict = {"object": "list", "data": data}
     if settings.GATEWAY_DEMO_ACTIVE:
         body["gateway_demo"] = "These models are served by the built-in OCI emulator (demo mode)."

@@ -91,9 +91,40 @@ class CredentialProfileAdmin(AuditActorMixin, admin.ModelAdmin):
 
 
 class DeploymentForm(forms.ModelForm):
+    api_key = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        label="API key",
+        help_text="OpenAI-compatible providers: stored encrypted with GATEWAY_ENCRYPTION_KEY and never shown "
+        "again. Leave blank to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
     class Meta:
         model = Deployment
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = bool(self.instance and self.instance.api_key_encrypted)
+        self.fields["api_key"].help_text += " A key is stored." if stored else " No key is stored."
+
+    def clean_api_key(self):
+        from .provider_keys import KeyUnavailable, encrypt
+
+        value = self.cleaned_data.get("api_key") or ""
+        if not value:
+            return ""
+        try:
+            return encrypt(value)  # only the ciphertext leaves this method
+        except KeyUnavailable as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("clear_api_key"):
+            self.instance.api_key_encrypted = ""
+        elif self.cleaned_data.get("api_key"):
+            self.instance.api_key_encrypted = self.cleaned_data["api_key"]
+        return super().save(commit=commit)
 
     def clean_region(self):
         value = (self.cleaned_data.get("region") or "").strip()
@@ -127,6 +158,8 @@ class DeploymentAdmin(AuditActorMixin, EnableDisableMixin, admin.ModelAdmin):
         (None, {"fields": ("name", "kind", "enabled", "description")}),
         ("Where", {"fields": ("credential", "region", "compartment_id", "model_id", "endpoint_id",
                               "deployment_url", "endpoint_override", "api_format")}),
+        ("OpenAI-compatible provider", {"fields": ("base_url", "azure_api_version", "api_key_env", "api_key",
+                                                   "clear_api_key")}),
         ("Capabilities", {"fields": ("supports_chat", "supports_embeddings", "supports_rerank", "supports_tools",
                                      "supports_streaming_tools", "supports_vision", "supports_reasoning")}),
         ("Parameters", {"fields": ("default_max_tokens", "max_output_tokens", "max_tokens_field", "param_defaults",
@@ -157,7 +190,8 @@ class DeploymentAdmin(AuditActorMixin, EnableDisableMixin, admin.ModelAdmin):
 
     @admin.display(description="model / endpoint")
     def target(self, obj: Deployment) -> str:
-        return obj.endpoint_id or obj.deployment_url or obj.model_id
+        return obj.endpoint_id or obj.deployment_url or (f"{obj.base_url} {obj.model_id}" if obj.base_url
+                                                         else obj.model_id)
 
 
 # --- public models and routes ----------------------------------------------------------------------

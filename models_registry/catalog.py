@@ -6,15 +6,18 @@ so the hot path never queries the registry. In-flight requests keep the snapshot
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
 
 from django.conf import settings
 
-from . import bus
+from . import bus, provider_keys
 from .endpoints import inference_endpoint
 from .models import Deployment, DeploymentKind, PublicModel
+
+log = logging.getLogger("gateway.catalog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,18 @@ class DeploymentSpec:
     total_timeout_s: float = 900.0
     max_in_flight: int | None = None
     queue_timeout_s: float = 0.0
+    azure_api_version: str = ""
+    api_key: str = field(default="", repr=False)  # an OpenAI-compatible provider's key, in clear: never log it
+    key_problem: str = ""  # why the provider key could not be obtained (the call then answers 502)
 
     @property
     def is_dedicated(self) -> bool:
         return self.kind == DeploymentKind.DEDICATED
+
+    @property
+    def is_provider(self) -> bool:
+        """An OpenAI-compatible provider outside OCI: no OCI signature, its own API key."""
+        return self.kind == DeploymentKind.OPENAI_COMPATIBLE
 
     def serving_mode(self) -> dict:
         if self.is_dedicated:
@@ -108,12 +119,44 @@ class ModelEntry:
         return frozenset(caps)
 
 
+_DERIVED_LIMIT = 10_000  # distinct names served through namespace wildcards, kept per catalog version
+
+
 @dataclass(frozen=True)
 class Catalog:
     models: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    _derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     def lookup(self, name: str) -> ModelEntry | None:
-        return self.models.get(name)
+        """An exact public name first (names may contain '/'); `default/x` is `x`; then `ns/*` for `ns/x`."""
+        entry = self.models.get(name)
+        if entry is not None:
+            return entry
+        if name.startswith("default/"):
+            return self.models.get(name[len("default/"):])
+        namespace, slash, rest = name.partition("/")
+        if not slash or not rest or namespace == "*":
+            return None
+        derived = self._derived.get(name)
+        if derived is None:
+            wildcard = self.models.get(f"{namespace}/*")
+            if wildcard is None:
+                return None
+            derived = _with_upstream_model(wildcard, name, rest)
+            if len(self._derived) >= _DERIVED_LIMIT:
+                self._derived.clear()
+            self._derived[name] = derived
+        return derived
+
+    def listed(self):
+        """(name, entry) of the models /v1/models shows: every one but the namespace wildcards."""
+        return ((name, e) for name, e in sorted(self.models.items()) if not name.endswith("/*"))
+
+
+def _with_upstream_model(wildcard: ModelEntry, name: str, upstream_model: str) -> ModelEntry:
+    """The wildcard's routes, each calling its deployment with the client's model name."""
+    routes = tuple(replace(r, deployment=replace(r.deployment, model_id=upstream_model)) for r in wildcard.routes)
+    return replace(wildcard, name=name, deployments=tuple(r.deployment for r in routes), routes=routes)
 
 
 def _credential(deployment: Deployment, default) -> CredentialSpec:
@@ -130,9 +173,23 @@ def _credential(deployment: Deployment, default) -> CredentialSpec:
     )
 
 
+def _provider_key(d: Deployment) -> tuple[str, str]:
+    """(key, problem) of an OpenAI-compatible deployment; the problem is logged once per catalog build."""
+    try:
+        return provider_keys.resolve(encrypted=d.api_key_encrypted, env_name=d.api_key_env), ""
+    except provider_keys.KeyUnavailable as exc:
+        log.warning("deployment %s: its API key is unavailable: %s", d.name, exc)
+        return "", str(exc)
+
+
 def deployment_spec(d: Deployment, default_profile=None) -> DeploymentSpec:
     region = d.region or settings.OCI_REGION
-    if d.kind == DeploymentKind.DATASCIENCE:
+    api_key = key_problem = ""
+    if d.kind == DeploymentKind.OPENAI_COMPATIBLE:
+        region = d.region  # outside OCI: no default region
+        base_url = d.base_url.rstrip("/")
+        api_key, key_problem = _provider_key(d)
+    elif d.kind == DeploymentKind.DATASCIENCE:
         base_url = d.deployment_url.rstrip("/")
     else:
         base_url = (d.endpoint_override or inference_endpoint(region)).rstrip("/")
@@ -173,6 +230,9 @@ def deployment_spec(d: Deployment, default_profile=None) -> DeploymentSpec:
         total_timeout_s=d.total_timeout_s,
         max_in_flight=d.max_in_flight,
         queue_timeout_s=d.queue_timeout_s,
+        azure_api_version=d.azure_api_version,
+        api_key=api_key,
+        key_problem=key_problem,
     )
 
 

@@ -7,6 +7,8 @@ endpoint, a Data Science deployment). A *public model* is the name clients send 
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -44,6 +46,7 @@ class DeploymentKind(models.TextChoices):
     EMBEDDING = "embedding", "On-demand embedding model"
     DEDICATED = "dedicated", "Dedicated AI cluster endpoint"
     DATASCIENCE = "datascience", "Data Science model deployment"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible provider (vLLM, Azure OpenAI, another gateway)"
 
 
 class ApiFormat(models.TextChoices):
@@ -72,7 +75,7 @@ class Truncate(models.TextChoices):
 
 class Deployment(models.Model):
     name = models.SlugField(max_length=120, unique=True, help_text="Internal name, e.g. llama-3.3-chicago.")
-    kind = models.CharField(max_length=16, choices=DeploymentKind.choices, default=DeploymentKind.ONDEMAND)
+    kind = models.CharField(max_length=24, choices=DeploymentKind.choices, default=DeploymentKind.ONDEMAND)
     credential = models.ForeignKey(
         CredentialProfile,
         null=True,
@@ -85,13 +88,33 @@ class Deployment(models.Model):
         max_length=255, blank=True, help_text="Compartment OCID; blank means OCI_COMPARTMENT."
     )
     model_id = models.CharField(
-        max_length=255, blank=True, help_text="OCI model name or OCID (on-demand and embedding kinds)."
+        max_length=255, blank=True,
+        help_text="OCI model name or OCID (on-demand and embedding kinds); the upstream model name (or "
+        "Azure deployment name) of an OpenAI-compatible provider.",
     )
     endpoint_id = models.CharField(
         max_length=255, blank=True, help_text="Dedicated endpoint OCID (ocid1.generativeaiendpoint...)."
     )
     deployment_url = models.URLField(
         max_length=500, blank=True, help_text="Data Science deployment URL ending in /predict."
+    )
+    base_url = models.URLField(
+        max_length=500, blank=True,
+        help_text="OpenAI-compatible providers: the base URL, e.g. https://vllm.intranet/v1, or the Azure "
+        "resource https://NAME.openai.azure.com (with an API version below).",
+    )
+    azure_api_version = models.CharField(
+        max_length=32, blank=True,
+        help_text="Azure OpenAI only, e.g. 2024-10-21: calls go to /openai/deployments/<model id>/… with an "
+        "api-key header.",
+    )
+    api_key_env = models.CharField(
+        max_length=100, blank=True,
+        help_text="OpenAI-compatible providers: the environment variable holding the API key (wins over a "
+        "stored key).",
+    )
+    api_key_encrypted = models.TextField(
+        blank=True, editable=False, help_text="The provider API key, encrypted with GATEWAY_ENCRYPTION_KEY."
     )
     endpoint_override = models.URLField(
         max_length=500, blank=True, help_text="Replaces the inference endpoint for this deployment only."
@@ -167,6 +190,15 @@ class Deployment(models.Model):
                 errors["deployment_url"] = "Data Science deployments need the deployment URL ending in /predict."
             if self.api_format != ApiFormat.OPENAI:
                 errors["api_format"] = "Data Science deployments speak the OpenAI format: choose OpenAI passthrough."
+        if self.kind == DeploymentKind.OPENAI_COMPATIBLE:
+            if not self.base_url:
+                errors["base_url"] = "OpenAI-compatible deployments need the provider's base URL."
+            if self.api_format != ApiFormat.OPENAI:
+                errors["api_format"] = "OpenAI-compatible providers speak the OpenAI format: choose OpenAI passthrough."
+            if self.azure_api_version and not self.model_id:
+                errors["model_id"] = "Azure OpenAI needs the deployment name as the model id."
+        if self.api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            errors["api_key_env"] = "Give the name of an environment variable, e.g. AZURE_OPENAI_API_KEY."
         if (
             self.default_max_tokens
             and self.max_output_tokens
@@ -177,7 +209,7 @@ class Deployment(models.Model):
             errors["param_defaults"] = 'Give a JSON object such as {"temperature": 0.3}.'
         from .upstream_urls import validate_upstream_url
 
-        for name in ("deployment_url", "endpoint_override"):
+        for name in ("deployment_url", "endpoint_override", "base_url"):
             try:
                 validate_upstream_url(getattr(self, name))
             except ValidationError as exc:
@@ -195,7 +227,11 @@ class RoutingStrategy(models.TextChoices):
 class PublicModel(models.Model):
     """The name clients send as `model`."""
 
-    name = models.CharField(max_length=200, unique=True, help_text="May contain '/', e.g. team/llama.")
+    name = models.CharField(
+        max_length=200, unique=True,
+        help_text="May contain '/', e.g. team/llama. A namespace wildcard such as azure/* passes any "
+        "azure/<name> not listed on its own to its deployments as model <name>.",
+    )
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     strategy = models.CharField(
@@ -218,6 +254,18 @@ class PublicModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.name.endswith("/*")
+
+    def clean(self) -> None:
+        if "*" in self.name and not re.fullmatch(r"[^*/]+/\*", self.name):
+            raise ValidationError(
+                {"name": "'*' is only allowed as a namespace wildcard: the whole name after one '/', e.g. azure/*."}
+            )
+        if self.name.startswith("default/"):
+            raise ValidationError({"name": "default/ is implied: name the model without it."})
 
 
 class Route(models.Model):

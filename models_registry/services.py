@@ -7,6 +7,7 @@ by public name, so running one twice changes nothing the second time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -131,6 +132,79 @@ def parse_models_yaml(text: str) -> list[tuple[str, dict]]:
     return out
 
 
+def parse_openai_gateway_config(text: str) -> list[tuple[str, dict]]:
+    """The generic OpenAI gateway's `CONFIG` JSON as (public name, deployment fields) pairs.
+
+    `{"namespaces": {NS: {"base_url", "api_key", "api_version"?, "models": [name | {"name", "deployment"?}]
+    | "*"}}}` (the bare namespace mapping, a list of `{"name": NS, ...}` and a `CONFIG=...` env line are
+    accepted too). Public names are `NS/model`; namespace `default` gives bare names; `"*"` (or `"*"` in
+    the list) makes `NS/*` a wildcard route. `api_key` must be an environment reference (`env:NAME`,
+    `${NAME}`, `$NAME`, `os.environ/NAME`): keys are never stored in clear.
+    """
+    import json
+
+    from .provider_keys import env_reference
+
+    body = text.strip()
+    if body.startswith("CONFIG="):
+        body = body[len("CONFIG="):].strip().strip("'\"") if body[7:8] in "'\"" else body[len("CONFIG="):]
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ImportError_(f"not valid JSON: {exc}") from None
+    namespaces = data.get("namespaces", data) if isinstance(data, dict) else data
+    if isinstance(namespaces, list):
+        namespaces = {str((n or {}).get("name") or ""): n for n in namespaces}
+    if not isinstance(namespaces, dict) or not namespaces:
+        raise ImportError_("expected a mapping of namespaces: {\"namespaces\": {\"azure\": {\"base_url\": ...}}}")
+    out: list[tuple[str, dict]] = []
+    for ns, spec in namespaces.items():
+        where = f"namespace {ns!r}"
+        if not ns or "/" in ns or "*" in ns or not isinstance(spec, dict):
+            raise ImportError_(f"{where}: needs a name without '/' or '*' and an object of settings")
+        base_url = str(spec.get("base_url") or spec.get("baseURL") or spec.get("url") or "").rstrip("/")
+        if not base_url:
+            raise ImportError_(f"{where}: 'base_url' is required")
+        key = spec.get("api_key") or spec.get("apiKey") or ""
+        key_env = str(spec.get("api_key_env") or "")
+        if key and not key_env:
+            key_env = env_reference(str(key)) or ""
+            if not key_env:
+                raise ImportError_(
+                    f"{where}: 'api_key' is given in clear; write it as an environment reference (env:NAME, "
+                    "${NAME} or os.environ/NAME) and set that variable. Keys are never stored in clear."
+                )
+        common = {"kind": DeploymentKind.OPENAI_COMPATIBLE, "api_format": ApiFormat.OPENAI, "base_url": base_url,
+                  "azure_api_version": str(spec.get("api_version") or spec.get("azure_api_version") or ""),
+                  "api_key_env": key_env, "region": str(spec.get("region") or ""), "compartment_id": "",
+                  "endpoint_id": "", "deployment_url": "", "description": str(spec.get("description") or "")}
+        models = spec.get("models", "*")
+        models = [models] if isinstance(models, str) else models
+        if not isinstance(models, list) or not models:
+            raise ImportError_(f"{where}: 'models' must be a list of model names or \"*\"")
+        for i, model in enumerate(models):
+            name = model.get("name") if isinstance(model, dict) else model
+            if not isinstance(name, str) or not name:
+                raise ImportError_(f"{where}: models[{i}] needs a name")
+            upstream = (model.get("deployment") or model.get("model") or name) if isinstance(model, dict) else name
+            if name == "*":
+                if common["azure_api_version"]:
+                    raise ImportError_(f"{where}: an Azure namespace cannot be a wildcard (each deployment has "
+                                       "its own URL); list its deployments")
+                upstream = ""
+            public = name if ns == "default" and name != "*" else f"{ns}/{name}"
+            out.append((public, {**common, "model_id": upstream, "supports_vision": bool(
+                isinstance(model, dict) and model.get("vision"))}))
+    names = [n for n, _f in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ImportError_(f"these public names appear twice: {', '.join(dupes)}")
+    return out
+
+
+FORMATS = {"models-yaml": parse_models_yaml, "openai-gateway": parse_openai_gateway_config}
+
+
 def _deployment_name(public_name: str, fields: dict) -> str:
     return _slug(f"{public_name}-{fields['region']}" if fields["region"] else public_name)
 
@@ -146,10 +220,10 @@ def _validate(deployment: Deployment, public_name: str, unique: bool = True) -> 
 
 
 @transaction.atomic
-def models_import(*, text: str, source: str, prune: bool = False) -> ImportSummary:
+def models_import(*, text: str, source: str, prune: bool = False, format: str = "models-yaml") -> ImportSummary:
     """Upsert every entry by public name; with `prune`, disable (never delete) what `source` no longer lists."""
     summary = ImportSummary()
-    entries = parse_models_yaml(text)
+    entries = FORMATS[format](text)
     names = set()
     changed = False
     for public_name, fields in entries:
@@ -203,6 +277,8 @@ def models_export() -> str:
         if route is None:
             continue
         d = route.deployment
+        if d.kind == DeploymentKind.OPENAI_COMPATIBLE:
+            continue  # providers outside OCI: `export_models --format openai-gateway`
         entry: dict = {"name": pm.name}
         if d.kind in ("ondemand", "embedding"):
             entry["model_id"] = d.model_id
@@ -225,3 +301,39 @@ def models_export() -> str:
         for (region, compartment), models in blocks.items()
     ]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def providers_export() -> str:
+    """The OpenAI-compatible providers as the generic gateway's CONFIG JSON (keys as environment references).
+
+    Namespaces are the public names' prefixes (`default` for bare names); a key stored encrypted in the
+    admin is not exported: its namespace gets `"api_key": "env:<NAMESPACE>_API_KEY"` to fill in.
+    """
+    import json
+
+    namespaces: dict[str, dict] = {}
+    for pm in PublicModel.objects.filter(enabled=True).prefetch_related("routes__deployment").order_by("name"):
+        route = next(iter(sorted(pm.routes.all(), key=lambda r: (r.priority, r.id))), None)
+        if route is None or route.deployment.kind != DeploymentKind.OPENAI_COMPATIBLE:
+            continue
+        d = route.deployment
+        ns, slash, model = pm.name.partition("/")
+        if not slash:
+            ns, model = "default", pm.name
+        spec = namespaces.setdefault(ns, {"base_url": d.base_url, "models": []})
+        if d.azure_api_version:
+            spec["api_version"] = d.azure_api_version
+        if d.api_key_env:
+            spec["api_key"] = f"env:{d.api_key_env}"
+        elif d.api_key_encrypted:
+            spec["api_key"] = f"env:{re.sub(r'[^A-Z0-9]', '_', ns.upper())}_API_KEY"
+        if d.region:
+            spec["region"] = d.region
+        if model == "*" or d.model_id == model:
+            entry = model
+        else:
+            entry = {"name": model, "deployment": d.model_id}
+        if d.supports_vision and model != "*":
+            entry = {"name": model, "vision": True} if isinstance(entry, str) else {**entry, "vision": True}
+        spec["models"].append(entry)
+    return json.dumps({"namespaces": namespaces}, indent=2) + "\n"

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import control, inference, openai_compat, schema
+from . import control, inference, openai_compat, provider, schema
 from . import settings as settings_mod
 from .catalog import Catalog
 from .errors import ApiError, bad_request, not_found, standard
@@ -28,6 +28,7 @@ from .streams import DONE, frame, pad_length
 JSON = b"application/json"
 SSE = b"text/event-stream"
 API = "/20231130"
+_AZURE_RE = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)$")
 _PREDICT_RE = re.compile(r"^/(ocid1\.datasciencemodeldeployment\.[^/]+)/(predict|predictWithResponseStream)(/.*)?$")
 
 
@@ -56,7 +57,11 @@ _ROUTES = {
     ("POST", "/openai/v1/chat/completions"): ("openai", None),
     ("POST", f"{API}/actions/v1/chat/completions"): ("openai", None),
     ("GET", "/openai/v1/models"): ("openai_models", None),
+    ("POST", "/provider/v1/chat/completions"): ("provider", None),
+    ("POST", "/provider/v1/embeddings"): ("provider", None),
+    ("GET", "/provider/v1/models"): ("provider_models", None),
 }
+_PROVIDER_ROUTES = {"provider", "provider_models", "azure"}
 _KNOWN_PATHS = {p for _m, p in _ROUTES}
 _HANDLERS = {"chat": inference.handle_chat, "embed": inference.handle_embed, "rerank": inference.handle_rerank}
 
@@ -161,6 +166,9 @@ class EmulatorApp:
             return ("get_model", None, path.rsplit("/", 1)[1]) if method == "GET" else ("405", None, None)
         if path.startswith(f"{API}/endpoints/") and path.count("/") == 3:
             return ("get_endpoint", None, path.rsplit("/", 1)[1]) if method == "GET" else ("405", None, None)
+        m = _AZURE_RE.match(path)
+        if m:
+            return ("azure", None, m.groups()) if method == "POST" else ("405", None, None)
         m = _PREDICT_RE.match(path)
         if m:
             return ("predict", None, m.groups()) if method == "POST" else ("405", None, None)
@@ -170,6 +178,14 @@ class EmulatorApp:
 
     def _authenticate(self, method, target, headers, body, route_name, entry) -> None:
         auth = headers.get("authorization", "")
+        if route_name in _PROVIDER_ROUTES:
+            try:
+                provider.authenticate(route_name, headers, self.api_keys)
+            except ApiError:
+                entry["signature"] = "bad_api_key"
+                raise
+            entry["signature"] = "api_key"
+            return
         if route_name in ("openai", "openai_models") and auth.startswith("Bearer "):
             if auth[7:].strip() in self.api_keys:
                 entry["signature"] = "api_key"
@@ -212,13 +228,17 @@ class EmulatorApp:
                 payload, extra = control.get_model(arg, ctx), []
             elif route_name == "get_endpoint":
                 payload, extra = control.get_endpoint(arg, ctx), []
+            elif route_name == "provider_models":
+                payload, extra = provider.list_models(ctx), []
             else:
                 payload, extra = control.openai_models(ctx), []
             entry["status"] = 200
             await self._send_json(send, 200, payload, rid, extra)
             return
 
-        openai_style = route_name in ("openai", "predict")
+        if route_name == "azure" and not parse_qs(query).get("api-version"):
+            raise ApiError(404, "404", "Resource not found", openai=True)  # what Azure answers without it
+        openai_style = route_name in ("openai", "predict", "provider", "azure")
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -232,6 +252,8 @@ class EmulatorApp:
             cr = data.get("chatRequest")
             if isinstance(cr, dict) and isinstance(cr.get("apiFormat"), str):
                 entry["apiFormat"] = cr["apiFormat"]
+        if route_name == "azure":
+            model_hint = arg[0]
         entry["model"] = model_hint if isinstance(model_hint, str) else None
         fault = self._take_rule(path, entry["model"])
         if fault.status:
@@ -248,6 +270,10 @@ class EmulatorApp:
             result = _HANDLERS[route_name](data, ctx)
         elif route_name == "openai":
             result = openai_compat.handle_oci_openai(data, ctx)
+        elif route_name in ("provider", "azure"):
+            deployment, operation = arg if route_name == "azure" else (None, path.rsplit("/v1/", 1)[1])
+            handler = provider.handle_chat if operation == "chat/completions" else provider.handle_embeddings
+            result = handler(data, ctx, deployment)
         else:
             deployment, action, sub = arg
             served = self.catalog.deployments.get(deployment)

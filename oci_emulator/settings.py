@@ -37,6 +37,9 @@ DEFAULTS: dict = {
     "keep_open_max_s": 600,
     # Retry-After header (seconds) on 429 responses; null for none
     "retry_after_s": None,
+    # Models of the OpenAI-compatible provider beside OCI (/provider/v1, and Azure-style
+    # /openai/deployments/<name>): chat models, then names starting "text-embedding" embed
+    "provider_models": ["gpt-4o", "gpt-4o-mini", "meta-llama/Llama-3.3-70B-Instruct", "text-embedding-3-small"],
 }
 
 CHOICES = {

@@ -51,11 +51,7 @@ class KeyPrincipal:
         return key or team
 
     def may_use(self, model: str) -> bool:
-        if self.allowed_models and model not in self.allowed_models:
-            return False
-        if self.team_allowed_models and model not in self.team_allowed_models:
-            return False
-        return True
+        return _listed(model, self.allowed_models) and _listed(model, self.team_allowed_models)
 
     def is_valid_now(self) -> bool:
         now = timezone.now()
@@ -136,3 +132,11 @@ async def authenticate(secret: str) -> KeyPrincipal | None:
     if principal is None or not principal.is_valid_now():
         return None
     return principal
+
+
+def _listed(model: str, allowlist) -> bool:
+    """An empty allowlist allows everything; `ns/*` in it allows every model of namespace `ns`."""
+    if not allowlist or model in allowlist:
+        return True
+    namespace, slash, _rest = model.partition("/")
+    return bool(slash) and f"{namespace}/*" in allowlist

@@ -136,10 +136,19 @@ def upstream_error_to_gateway(
     region: str,
     compartment: str,
     retry_after: str | None,
+    provider: bool = False,
 ) -> GatewayError:
-    """The error the client gets for an upstream HTTP error response."""
+    """The error the client gets for an upstream HTTP error response.
+
+    `provider`: the deployment is an OpenAI-compatible provider outside OCI (its own API key, its own
+    model names), so the messages name it rather than OCI.
+    """
     message, code, param = _parse(body)
     detail = message or f"HTTP {status}"
+    if provider:
+        error = _provider_error(status, detail, code, deployment)
+        if error is not None:
+            return error
     if status == 401:
         return GatewayError(
             502,
@@ -156,22 +165,23 @@ def upstream_error_to_gateway(
             type="upstream_not_authorized",
             code="upstream_not_authorized",
         )
+    service = f"The provider of deployment '{deployment}'" if provider else "OCI Generative AI"
     if status == 429:
         return GatewayError(
             429,
-            f"OCI is throttling deployment '{deployment}': {detail}",
+            f"{'The provider' if provider else 'OCI'} is throttling deployment '{deployment}': {detail}",
             type="rate_limit_error",
             code="rate_limit_exceeded",
             headers={"Retry-After": retry_after or DEFAULT_RETRY_AFTER},
         )
     if status == 503:
         return GatewayError(
-            503, f"OCI Generative AI is unavailable (HTTP 503): {detail}", type="upstream_unavailable",
+            503, f"{service} is unavailable (HTTP 503): {detail}", type="upstream_unavailable",
             code="upstream_unavailable",
         )  # fmt: skip
     if status >= 500 or status == 409:
         return GatewayError(
-            502, f"OCI Generative AI failed (HTTP {status}): {detail}", type="upstream_unavailable",
+            502, f"{service} failed (HTTP {status}): {detail}", type="upstream_unavailable",
             code="upstream_unavailable",
         )  # fmt: skip
     # 400 and the other client errors: the request itself was refused.
@@ -182,6 +192,30 @@ def upstream_error_to_gateway(
     elif code and (code.isdigit() or code[:1].isupper()):
         code = None  # OCI's "400" / "InvalidParameter" codes mean nothing to OpenAI clients
     return GatewayError(400, detail, type="invalid_request_error", code=code, param=param)
+
+
+def _provider_error(status: int, detail: str, code: str | None, deployment: str) -> GatewayError | None:
+    if status == 401:
+        return GatewayError(
+            502,
+            f"The provider of deployment '{deployment}' rejected the gateway's API key: {detail}. Check the "
+            "deployment's API key (admin) or the environment variable it names.",
+            type="upstream_auth_error",
+            code="upstream_auth_error",
+        )
+    if status == 404 and code in ("model_not_found", "DeploymentNotFound"):
+        # A namespace wildcard passed a name its provider does not serve: the client's model is unknown.
+        return GatewayError(404, f"The provider of deployment '{deployment}' does not serve this model: {detail}",
+                            type="invalid_request_error", code="model_not_found", param="model")
+    if status in (403, 404):
+        return GatewayError(
+            502,
+            f"The provider of deployment '{deployment}' refused access or found nothing at its URL: {detail}. "
+            "Check the deployment's base URL, API version and model name.",
+            type="upstream_not_authorized",
+            code="upstream_not_authorized",
+        )
+    return None
 
 
 def upstream_connection_error(detail: str) -> GatewayError:

@@ -12,13 +12,14 @@ import logging
 import ssl
 import urllib.request
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from django.conf import settings
 
 from models_registry.catalog import DeploymentSpec
 
+from ..errors import GatewayError
 from .signing import signed_headers
 
 # GATEWAY_TRACE_UPSTREAM=1: heads and SSE events of upstream calls (secrets redacted by the log filter).
@@ -113,7 +114,11 @@ async def post_signed(
     }
     if extra_headers:
         headers.update(extra_headers)
-    headers = await signed_headers(deployment.credential, "POST", url, headers, body)
+    if deployment.is_provider:
+        headers["x-request-id"] = request_id  # vLLM's and most providers' request-id header
+        headers.update(provider_auth_headers(deployment))
+    else:
+        headers = await signed_headers(deployment.credential, "POST", url, headers, body)
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream request POST %s headers=%s body_bytes=%d", url, headers, len(body))
     response = await session().post(url, data=body, headers=headers, allow_redirects=False,
@@ -121,6 +126,31 @@ async def post_signed(
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream response %s %s headers=%s", response.status, url, dict(response.headers))
     return response
+
+
+def provider_url(deployment: DeploymentSpec, operation: str) -> str:
+    """`operation` (chat/completions, embeddings) of an OpenAI-compatible provider; Azure's deployment form."""
+    if deployment.azure_api_version:
+        name = quote(deployment.model_id, safe="")
+        return (f"{deployment.base_url}/openai/deployments/{name}/{operation}"
+                f"?api-version={quote(deployment.azure_api_version, safe='')}")
+    return f"{deployment.base_url}/{operation}"
+
+
+def provider_auth_headers(deployment: DeploymentSpec) -> dict[str, str]:
+    """An OpenAI-compatible provider's key: Azure's `api-key` header, everyone else's bearer token."""
+    if deployment.key_problem:
+        raise GatewayError(
+            502,
+            f"The API key of deployment {deployment.name!r} is not usable: {deployment.key_problem}",
+            type="upstream_auth_error",
+            code="upstream_auth_error",
+        )
+    if not deployment.api_key:
+        return {}  # a provider without authentication (a lab vLLM)
+    if deployment.azure_api_version:
+        return {"api-key": deployment.api_key}
+    return {"authorization": f"Bearer {deployment.api_key}"}
 
 
 def _timeout(connect: float | None = None) -> aiohttp.ClientTimeout:

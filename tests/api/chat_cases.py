@@ -29,6 +29,9 @@ from pydantic import BaseModel
 # Public name → Deployment fields (created with the ORM: the models.yaml import infers formats from the
 # model id and has no passthrough-on-demand or capped entries). `deployment_url` "DS" is filled in with
 # the emulator's Data Science deployment.
+PROVIDER_KEY_ENV = "TEST_PROVIDER_API_KEY"
+TEST_ENCRYPTION_KEY = "test-encryption-passphrase-for-provider-keys"
+
 EXTRA_DEPLOYMENTS: dict[str, dict] = {
     # OCI's own OpenAI-compatible endpoint (/openai/v1): an on-demand deployment in the OPENAI format.
     "oci-openai/grok-4": {"model_id": "xai.grok-4", "api_format": "OPENAI", "supports_vision": True},
@@ -51,6 +54,12 @@ EXTRA_DEPLOYMENTS: dict[str, dict] = {
                            "default_max_tokens": 8, "max_output_tokens": 8},
     "ds/odsc-llm-non-stream": {"kind": "datascience", "model_id": "odsc-llm", "api_format": "OPENAI",
                                "deployment_url": "DS", "force_non_stream": True},
+    # OpenAI-compatible providers outside OCI (the emulator's /provider/v1 and Azure forms): a bearer key
+    # named by an environment variable, and an Azure api-key stored encrypted.
+    "vllm/gpt-4o": {"kind": "openai_compatible", "model_id": "gpt-4o", "api_format": "OPENAI",
+                    "base_url": "PROVIDER", "api_key_env": PROVIDER_KEY_ENV, "supports_vision": True},
+    "azure/gpt-4o": {"kind": "openai_compatible", "model_id": "gpt-4o", "api_format": "OPENAI", "base_url": "AZURE",
+                     "azure_api_version": "2024-10-21", "api_key_encrypted": "ENCRYPTED"},
 }
 
 
@@ -59,17 +68,24 @@ def _slug(name: str) -> str:
 
 
 @pytest.fixture
-def chat_gateway(gateway):
+def chat_gateway(gateway, settings, monkeypatch):
     """`gateway` with EXTRA_DEPLOYMENTS added (one catalog bump for all of them)."""
-    from models_registry import bus
+    from models_registry import bus, provider_keys
     from models_registry.models import Deployment, PublicModel, Route
 
     emulator = gateway.emulator
+    provider_key = emulator.credentials.api_keys[0]
+    monkeypatch.setenv(PROVIDER_KEY_ENV, provider_key)
+    settings.GATEWAY_ENCRYPTION_KEY = TEST_ENCRYPTION_KEY
     deployments, models = [], []
     for name, fields in EXTRA_DEPLOYMENTS.items():
         fields = dict(fields)
         if fields.get("deployment_url") == "DS":
             fields["deployment_url"] = f"{emulator.base_url}/{emulator.deployment_id}/predict"
+        if fields.get("base_url") in ("PROVIDER", "AZURE"):
+            fields["base_url"] = emulator.base_url + ("/provider/v1" if fields["base_url"] == "PROVIDER" else "")
+        if fields.get("api_key_encrypted") == "ENCRYPTED":
+            fields["api_key_encrypted"] = provider_keys.encrypt(provider_key)
         fields.setdefault("kind", "ondemand")
         deployments.append(Deployment(name=_slug(name), region="us-chicago-1", compartment_id=emulator.compartment_id,
                                       source="chat-suite", **fields))

@@ -35,10 +35,13 @@ TARGETS = {
     "generic-xai": {"default": "xai.grok-4", "reasoning": "xai.grok-3-mini"},
     "oci-openai": {"default": "oci-openai/grok-4", "vision": "oci-openai/grok-4", "reasoning": "oci-openai/gpt-5"},
     "datascience": {"default": "ds/odsc-llm", "vision": "ds/odsc-llm"},
+    "provider": {"default": "vllm/gpt-4o", "vision": "vllm/gpt-4o"},
+    "azure": {"default": "azure/gpt-4o"},
 }
 GENERIC_CASES = ["plain", "tools", "tool_result", "parallel", "choice_none", "choice_required", "choice_named",
                  "vision", "json_schema", "reasoning", "length", "stop"]
-SMOKE = {("generic", "tools"), ("oci-openai", "plain"), ("datascience", "tool_result"), ("generic", "reasoning")}
+SMOKE = {("generic", "tools"), ("oci-openai", "plain"), ("datascience", "tool_result"), ("generic", "reasoning"),
+         ("provider", "tools"), ("azure", "plain")}
 
 
 def _params():
@@ -60,7 +63,7 @@ def _params():
 @pytest.mark.parametrize(("target", "case", "model", "mode"), _params())
 def test_chat_case(chat_gateway, target, case, model, mode):
     whole, _streamed, _helped = run_case(chat_gateway, CASES[case], model, mode)
-    if case in ("plain", "tools") and target in ("generic", "oci-openai"):
+    if case in ("plain", "tools") and target in ("generic", "oci-openai", "provider", "azure"):
         record = usage_record(whole.request_id)
         assert record.total_tokens == whole.usage["total_tokens"] and record.usage_source == "upstream"
 

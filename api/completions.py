@@ -46,6 +46,14 @@ def _child(ctx: CallContext, index: int) -> CallContext:
                        public_model=ctx.public_model, deployment=ctx.deployment, recorded=True)
 
 
+def _output_length(req: CompletionsRequest, d: DeploymentSpec) -> int | None:
+    """The output length each prompt may use: the client's, else the deployment's default, within its cap."""
+    out = req.max_tokens or d.default_max_tokens
+    if out and d.max_output_tokens:
+        out = min(out, d.max_output_tokens)
+    return out
+
+
 async def create_completion(ctx: CallContext, req: CompletionsRequest, d: DeploymentSpec) -> ApiResponse:
     dropped = tr.unsupported_params(req)
     if dropped and d.unsupported_params == "reject":
@@ -73,6 +81,9 @@ async def create_completion(ctx: CallContext, req: CompletionsRequest, d: Deploy
         return ApiResponse(status=200, stream=gen, content_type="text/event-stream",
                            headers={**SSE_HEADERS, **headers})
 
+    # One prompt is admitted by the chat call with its effective output length; a batch's child calls never
+    # reserve, so the batch reserves for all of its prompts here.
+    await ctx.admit(max_output=_output_length(req, d), choices=n * len(prompts), cuttable=False)
     if not req.stream:
         return await _batch(ctx, req, d, prompts, cid, n, dropped)
     ctx.streamed = True

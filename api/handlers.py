@@ -265,8 +265,11 @@ def _deployment_for(ctx: CallContext, entry: ModelEntry, capability: str):
 
 
 async def _one_deployment_call(request: ApiRequest, endpoint: str, *, max_bytes: int, parse, capability: str,
-                               service) -> ApiResponse:
-    """An endpoint served by one deployment chosen up front: size check, parse, route, call."""
+                               service, admit: bool = True) -> ApiResponse:
+    """An endpoint served by one deployment chosen up front: size check, parse, route, call.
+
+    `admit=False`: the service reserves on the limits itself, once it knows the output length.
+    """
 
     async def work(ctx: CallContext) -> ApiResponse:
         _check_size(request, max_bytes)
@@ -275,7 +278,7 @@ async def _one_deployment_call(request: ApiRequest, endpoint: str, *, max_bytes:
         ctx.deployment = _deployment_for(ctx, entry, capability)
         return await service(ctx, req, ctx.deployment)
 
-    return await governed(request, endpoint, work)
+    return await governed(request, endpoint, work, admit=admit)
 
 
 async def create_embeddings(request: ApiRequest) -> ApiResponse:
@@ -300,4 +303,4 @@ async def create_completion(request: ApiRequest) -> ApiResponse:
 
     return await _one_deployment_call(request, "completions", max_bytes=settings.CHAT_MAX_BYTES,
                                       parse=parse_completions_request, capability="chat",
-                                      service=completions.create_completion)
+                                      service=completions.create_completion, admit=False)

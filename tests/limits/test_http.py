@@ -9,7 +9,7 @@ import pytest
 from usage import limits
 from usage.models import UsageRecord
 
-from .helpers import Answer, chat_body, make_key, usage_rows
+from .helpers import MODEL, Answer, chat_body, make_key, usage_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
 
@@ -118,3 +118,18 @@ def test_unreachable_redis_fails_budgets_closed_and_rates_open(gateway, monkeypa
         assert post(gateway, rated, chat_body("hi")).status_code == 200
     assert "FAILING CLOSED" in caplog.text and "FAILING OPEN" in caplog.text
     assert UsageRecord.objects.filter(status=503).exists() or usage_rows(gateway, 4)
+
+
+def test_legacy_completions_reserve_their_own_output_length(gateway, settings):
+    """A completion asking for 20 tokens holds about 20 on the limits, not the assumed default output."""
+    settings.LIMITS_DEFAULT_MAX_OUTPUT_TOKENS = 4096
+    _key, secret = make_key("completions", tpm_limit=3000)
+    headers = {"Authorization": f"Bearer {secret}"}
+    single = {"model": MODEL, "prompt": "Say hello", "max_tokens": 20}
+    r = httpx.post(gateway.api_base + "/completions", json=single, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    assert 3000 - int(r.headers["x-ratelimit-remaining-tokens"]) < 100
+    # A batch of prompts reserves for each of them: 2 prompts × n=2 × 1000 tokens cannot fit in 3000.
+    batch = {"model": MODEL, "prompt": ["one", "two"], "n": 2, "max_tokens": 1000}
+    r = httpx.post(gateway.api_base + "/completions", json=batch, headers=headers, timeout=30)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"

@@ -163,6 +163,12 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Django's cache holds little (the /me/ sign-in throttle); shared through Redis when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": REDIS_KEY_PREFIX + "cache"}}
+ME_SIGNIN_MAX_FAILURES = envint("ME_SIGNIN_MAX_FAILURES", 10)
+ME_SIGNIN_WINDOW_SECONDS = envint("ME_SIGNIN_WINDOW_SECONDS", 600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -242,6 +248,7 @@ UPSTREAM_READ_TIMEOUT = envfloat("UPSTREAM_READ_TIMEOUT", 300.0)
 UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256)
 CACHE_RECHECK_SECONDS = envfloat("CACHE_RECHECK_SECONDS", 5.0)
 USAGE_FLUSH_SECONDS = envfloat("USAGE_FLUSH_SECONDS", 1.0)
+USAGE_RETENTION_DAYS = envint("USAGE_RETENTION_DAYS", 0)  # prune_usage without --days; 0: no default
 CHAT_MAX_BYTES = envint("CHAT_MAX_BYTES", 20 * 1024 * 1024)
 EMBEDDINGS_MAX_BYTES = envint("EMBEDDINGS_MAX_BYTES", 20 * 1024 * 1024)
 EMBEDDINGS_MAX_CONCURRENCY = envint("EMBEDDINGS_MAX_CONCURRENCY", 4)  # upstream calls per deployment at once

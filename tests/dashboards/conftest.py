@@ -19,6 +19,15 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _no_signin_failures_carried_over():
+    """Failed /me/ sign-ins are counted per address (usage/dashboards/signin_throttle.py): start at zero."""
+    from usage.dashboards import signin_throttle
+
+    for ip in ("127.0.0.1", "10.9.8.7"):
+        signin_throttle.forget(ip)
+
+
 @pytest.fixture
 def superuser(db):
     return get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-123")

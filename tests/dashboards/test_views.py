@@ -158,3 +158,14 @@ def test_live_mode_degrades_to_polling_with_several_workers_and_no_redis(setting
     assert feed.live_mode() == "websocket"
     settings.REDIS_URL, settings.WORKERS = "redis://127.0.0.1:6379/0", 4
     assert feed.live_mode() == "websocket"
+
+
+def test_failed_signins_are_throttled_per_address(traffic, settings):
+    _key, secret, _other, _team = traffic
+    settings.ME_SIGNIN_MAX_FAILURES = 3
+    c = Client()
+    for _ in range(3):
+        assert c.post("/me/", {"key": "sk-guess-guess-guess-guess-000000"}).status_code == 401
+    refused = c.post("/me/", {"key": secret})  # past the limit even the right key waits
+    assert refused.status_code == 429 and b"Too many failed sign-ins" in refused.content
+    assert Client(REMOTE_ADDR="10.9.8.7").post("/me/", {"key": secret}).status_code == 302

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..auth import _load_principal
 from ..keys import lookup_hash
 from ..models import ApiKey, UsageRecord
-from . import charts, feed
+from . import charts, feed, signin_throttle
 from .selectors import (
     Filters,
     budget_overview,
@@ -208,12 +208,18 @@ def _session_key(request) -> ApiKey | None:
 @require_http_methods(["GET", "POST"])
 def me(request):
     if request.method == "POST":
+        ip = signin_throttle.address(request)
+        if signin_throttle.blocked(ip):
+            return render(request, "dashboards/me_login.html",
+                          {"title": "Your key's usage", "error": "Too many failed sign-ins from your address; "
+                                                                 "try again in a few minutes."}, status=429)
         secret = (request.POST.get("key") or "").strip()
         if secret.lower().startswith("bearer "):
             secret = secret[7:].strip()
         digest = lookup_hash(secret) if secret else ""
         principal = _load_principal(digest) if digest else None
         if principal is None or not principal.is_valid_now():
+            signin_throttle.record_failure(ip)
             return render(request, "dashboards/me_login.html",
                           {"title": "Your key's usage", "error": "That key is not valid (unknown, revoked or "
                                                                  "expired)."}, status=401)

@@ -41,12 +41,17 @@ def _check_model(model, ctx: Ctx, azure: bool, embeddings: bool) -> str:
     return model
 
 
-def handle_chat(body, ctx: Ctx, deployment: str | None) -> Result:
-    """Chat completions; ``deployment`` is Azure's path segment (None for the /provider/v1 form)."""
+def _model_of(body, ctx: Ctx, deployment: str | None, *, embeddings: bool) -> str:
+    """The served model a request names: Azure's path segment, or the body's `model` on /provider/v1."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request_error", "request body must be a JSON object", openai=True)
-    model = _check_model(deployment if deployment is not None else body.get("model"), ctx, deployment is not None,
-                         embeddings=False)
+    named = deployment if deployment is not None else body.get("model")
+    return _check_model(named, ctx, deployment is not None, embeddings=embeddings)
+
+
+def handle_chat(body, ctx: Ctx, deployment: str | None) -> Result:
+    """Chat completions; ``deployment`` is Azure's path segment (None for the /provider/v1 form)."""
+    model = _model_of(body, ctx, deployment, embeddings=False)
     req, stream, include_usage = parse_openai(body, model, False)
     result = completion(req, model, stream, include_usage, ctx.request_id)
     result.api_format = "AZURE" if deployment is not None else "PROVIDER"
@@ -54,10 +59,7 @@ def handle_chat(body, ctx: Ctx, deployment: str | None) -> Result:
 
 
 def handle_embeddings(body, ctx: Ctx, deployment: str | None) -> Result:
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request_error", "request body must be a JSON object", openai=True)
-    model = _check_model(deployment if deployment is not None else body.get("model"), ctx, deployment is not None,
-                         embeddings=True)
+    model = _model_of(body, ctx, deployment, embeddings=True)
     inputs = body.get("input")
     if isinstance(inputs, str):
         inputs = [inputs]

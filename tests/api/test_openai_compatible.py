@@ -208,3 +208,18 @@ def test_traced_provider_calls_never_log_the_key(chat_gateway, settings, caplog)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "/provider/v1/chat/completions" in text and "/openai/deployments/gpt-4o" in text
     assert key not in text and "[REDACTED]" in text
+
+
+def test_region_restricted_keys_reach_only_providers_in_their_regions(chat_gateway):
+    from usage.keys import api_key_create
+
+    _provider(chat_gateway.emulator, "lab-nowhere", ["lab/any"], model_id="gpt-4o")
+    _provider(chat_gateway.emulator, "lab-eu", ["lab/eu"], model_id="gpt-4o", region="eu-onprem")
+    key, secret = api_key_create(name="eu-only")
+    key.allowed_regions = ["eu-onprem"]
+    key.save()
+    client = chat_gateway.openai(api_key=secret)
+    assert client.chat.completions.create(model="lab/eu", messages=MESSAGES).choices[0].message.content
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="lab/any", messages=MESSAGES)
+    assert caught.value.body["code"] == "region_not_allowed"

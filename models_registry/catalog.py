@@ -102,9 +102,9 @@ class ModelEntry:
     strategy: str = "weighted"
     fallback: str | None = None
     retry_budget: int = 2
+    capabilities: frozenset[str] = field(default=frozenset(), compare=False)  # derived, once per catalog build
 
-    @property
-    def capabilities(self) -> frozenset[str]:
+    def __post_init__(self) -> None:
         caps = set()
         for d in self.deployments:
             caps.update(
@@ -116,7 +116,7 @@ class ModelEntry:
                 )
                 if on
             )
-        return frozenset(caps)
+        object.__setattr__(self, "capabilities", frozenset(caps))
 
 
 _DERIVED_LIMIT = 10_000  # distinct names served through namespace wildcards, kept per catalog version

@@ -146,6 +146,16 @@ def _demo_admin() -> list[str]:
     return [f"Demo admin login: admin / {password}  (http://{settings.HOST}:{settings.PORT}/admin/)"]
 
 
+def _usage_partitions_ensure() -> None:
+    """PostgreSQL: partitions for this month's and the next months' usage rows (usage/partitions.py)."""
+    from usage.partitions import usage_partitions_ensure
+
+    try:
+        usage_partitions_ensure()
+    except Exception as exc:  # not fatal: the DEFAULT partition takes the rows, prune_usage tries again
+        log.warning("usage partitions not ensured: %s", exc)
+
+
 def prepare_to_serve() -> list[str]:
     """Run the start-up checks and one-time set-up; return the lines to print."""
     from usage.keys import api_key_create, api_key_rotate, environment_keys_sync, first_key_ensure
@@ -154,6 +164,7 @@ def prepare_to_serve() -> list[str]:
     banner: list[str] = []
     _check_migrations()
     _collect_static()
+    _usage_partitions_ensure()
     if demo_wanted():
         env = start_demo_emulator()
         os.environ.update(env)  # worker processes read their settings from the environment ...

@@ -132,15 +132,45 @@ class UsageRecordQuerySet(models.QuerySet):
         return qs
 
 
+class UniqueWithPartitionKey(models.UniqueConstraint):
+    """UNIQUE(fields) on SQLite; UNIQUE(fields, created_at) on PostgreSQL.
+
+    There the raw usage table is partitioned by month of created_at (migration 0006, usage/partitions.py),
+    and PostgreSQL requires every unique key of a partitioned table to contain the partition key. It still
+    stops a record from being stored twice: a record's created_at is fixed when its request happens, before
+    it is queued, so a replayed or re-delivered record carries the same pair. The usage writer also looks
+    request ids up (across all partitions) before inserting.
+    """
+
+    def _for(self, schema_editor) -> models.UniqueConstraint:
+        fields = self.fields
+        if schema_editor.connection.vendor == "postgresql":
+            fields = (*fields, "created_at")
+        return models.UniqueConstraint(fields=fields, name=self.name)
+
+    def constraint_sql(self, model, schema_editor):
+        return self._for(schema_editor).constraint_sql(model, schema_editor)
+
+    def create_sql(self, model, schema_editor):
+        return self._for(schema_editor).create_sql(model, schema_editor)
+
+    def remove_sql(self, model, schema_editor):
+        return self._for(schema_editor).remove_sql(model, schema_editor)
+
+
 class UsageRecord(models.Model):
-    """One row per authenticated request, whatever its outcome. Never stores prompt or completion text."""
+    """One row per authenticated request, whatever its outcome. Never stores prompt or completion text.
+
+    On PostgreSQL the table is partitioned by month of created_at: its primary key there is (id, created_at),
+    ids still come from one sequence, and Django keeps treating `id` as the primary key.
+    """
 
     class Source(models.TextChoices):
         UPSTREAM = "upstream", "Counted by OCI"
         ESTIMATED = "estimated", "Estimated by the gateway"
         NONE = "none", "No tokens"
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)  # unique: see Meta.constraints
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Kept after a key or team is deleted: usage history outlives them.
     key = models.ForeignKey(ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False)
@@ -169,6 +199,7 @@ class UsageRecord(models.Model):
     objects = UsageRecordQuerySet.as_manager()
 
     class Meta:
+        constraints = [UniqueWithPartitionKey(fields=["request_id"], name="usage_request_id_unique")]
         indexes = [
             models.Index(fields=["key", "created_at"], name="usage_key_time"),
             # The dashboards' latency sample of one team reads its latest rows by this index (bounded).

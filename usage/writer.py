@@ -64,6 +64,8 @@ def write_batch(rows: list[UsageRecord]) -> int:
         try:
             with transaction.atomic():
                 ids = [r.request_id for r in rows]
+                # By request id alone, so in every month partition on PostgreSQL; the unique key there,
+                # (request_id, created_at), is the backstop against a concurrent writer of the same record.
                 existing = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
                 fresh, seen = [], set(existing)
                 for r in rows:

@@ -26,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection, transaction
 
 from usage.models import ApiKey, BudgetPeriod, Team, UsageRecord
+from usage.partitions import usage_partitions_ensure
 
 # name, endpoint, USD per 1M input tokens, USD per 1M output tokens (illustrative prices)
 MODELS = [
@@ -125,6 +126,7 @@ class Command(BaseCommand):
 
     def _generate_postgresql(self, rng, profiles, rows: int, days: int, end: datetime, chunk: int) -> int:
         start = end - timedelta(days=days)
+        usage_partitions_ensure(since=start)  # month partitions for the past rows, not the DEFAULT one
         with connection.cursor() as cursor:
             cursor.execute("SELECT setseed(%s)", [rng.random() * 2 - 1])
             cursor.execute(_DROP_TEMP)  # pooled connections keep temporary tables of an earlier run

@@ -23,6 +23,7 @@ from api.translate.common import (
     assistant_turns,
     clean_schema,
     completion,
+    function_calls,
     image_detail,
     offered_tools,
     synth_call_id,
@@ -84,21 +85,10 @@ def _assistant(m: Any, *, index: int) -> dict:
     # SDK 2.189.0 requires `content` even when the turn is only tool calls: send it, possibly empty.
     msg: dict = {"role": "ASSISTANT", "content": content}
     if m.tool_calls:
-        calls = []
-        for k, tc in enumerate(m.tool_calls):
-            if tc.type != "function":
-                raise bad_request(
-                    f"messages[{index}].tool_calls[{k}]: only function tool calls are supported",
-                    param=f"messages[{index}].tool_calls[{k}]",
-                )
-            calls.append(
-                {
-                    "id": tc.id,
-                    "type": "FUNCTION",
-                    "function": {"name": tc.function.name, "arguments": tc.function.arguments or "{}"},
-                }
-            )
-        msg["toolCalls"] = calls
+        msg["toolCalls"] = [
+            {"id": call_id, "type": "FUNCTION", "function": {"name": name, "arguments": arguments}}
+            for call_id, name, arguments in function_calls(m, index=index)
+        ]
     return msg
 
 

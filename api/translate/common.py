@@ -215,6 +215,19 @@ def audio_data_url(part: Any) -> str:
     return f"data:audio/{audio.format};base64,{audio.data}"
 
 
+def function_calls(m: Any, *, index: int) -> list[tuple[str, str, str]]:
+    """(id, name, arguments) of an assistant message's tool calls; only function calls exist upstream."""
+    calls = []
+    for k, call in enumerate(m.tool_calls or ()):
+        if call.type != "function":
+            raise bad_request(
+                f"messages[{index}].tool_calls[{k}]: only function tool calls are supported",
+                param=f"messages[{index}].tool_calls[{k}]",
+            )
+        calls.append((call.id, call.function.name, call.function.arguments or "{}"))
+    return calls
+
+
 def parse_arguments(arguments: str, *, param: str) -> dict:
     """Tool-call arguments (a JSON string) as an object, for formats that carry them as objects."""
     if not arguments or not arguments.strip():

@@ -15,6 +15,7 @@ from api.translate.common import (
     clean_schema,
     completion,
     file_data_url,
+    function_calls,
     image_detail,
     logprobs_to_openai,
     offered_tools,
@@ -109,22 +110,10 @@ def _assistant(m: Any, *, index: int) -> dict:
     text, refusal = text_of(m.content, index=index, role="assistant", allow_refusal=True)
     msg: dict = {"role": "ASSISTANT"}
     if m.tool_calls:
-        calls = []
-        for k, call in enumerate(m.tool_calls):
-            if call.type != "function":
-                raise bad_request(
-                    f"messages[{index}].tool_calls[{k}]: only function tool calls are supported",
-                    param=f"messages[{index}].tool_calls[{k}]",
-                )
-            calls.append(
-                {
-                    "id": call.id,
-                    "type": "FUNCTION",
-                    "name": call.function.name,
-                    "arguments": call.function.arguments or "{}",
-                }
-            )
-        msg["toolCalls"] = calls
+        msg["toolCalls"] = [
+            {"id": call_id, "type": "FUNCTION", "name": name, "arguments": arguments}
+            for call_id, name, arguments in function_calls(m, index=index)
+        ]
         # The SDK asks for a null content beside tool calls (not ""); null fields are omitted on the wire.
         if text:
             msg["content"] = [_text(text)]

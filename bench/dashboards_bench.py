@@ -117,6 +117,8 @@ def main() -> int:
             if not sql.lstrip().upper().startswith("SELECT"):
                 continue
             for node, relation in explain(sql):
+                if relation.startswith(RAW_TABLE + "_"):  # a month partition (PostgreSQL): count it as the table
+                    relation = RAW_TABLE
                 if relation:
                     scans.setdefault(relation, set()).add(node)
                 if node == "Seq Scan" and relation == RAW_TABLE:

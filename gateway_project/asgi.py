@@ -1,6 +1,6 @@
 """ASGI entry point.
 
-Pure ASGI wrappers handle what every request needs (lifespan, health, request ids, CORS) so that
+Pure ASGI wrappers handle what every request needs (lifespan, health and readiness, request ids, CORS) so that
 the `/v1` path runs through a Django handler with no middleware at all, while the admin and the
 dashboards keep the full middleware stack. Websockets go to Channels.
 """
@@ -72,15 +72,32 @@ async def _simple(send, status: int, body: bytes, content_type: bytes = b"applic
     await send({"type": "http.response.body", "body": body})
 
 
+async def _ready(send) -> None:
+    """Readiness (database, catalog, an unopened route per model): api/readiness.py."""
+    import orjson
+
+    from api.readiness import readiness
+
+    status, body = await readiness()
+    await _simple(send, status, orjson.dumps(body), extra=[(b"cache-control", b"no-store")])
+
+
 def _request_id(scope) -> str:
+    """The gateway's id of this request: fresh every time, prefixed with the client's X-Request-Id if any.
+
+    The id keys the request's one usage record (records are deduplicated by it), so a client that reuses
+    its own id, or sends a constant one, must still get a record per request: its id is kept as a prefix
+    for correlation (logs, the upstream opc-request-id), never used alone.
+    """
     from api.upstream.client import new_request_id
 
+    fresh = new_request_id()
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")[:64]
-            if candidate.replace("-", "").isalnum():
-                return candidate
-    return new_request_id()
+            candidate = value.decode("latin-1")[:40]
+            if candidate and candidate.replace("-", "").replace("_", "").isalnum():
+                return f"{candidate}-{fresh[:16]}"
+    return fresh
 
 
 def build_application(api_serving: str | None = None):
@@ -101,6 +118,8 @@ def build_application(api_serving: str | None = None):
         path = scope["path"]
         if path == "/health":
             return await _simple(send, 200, b'{"status":"ok"}')
+        if path == "/ready":
+            return await _ready(send)
         if is_api_path(path):
             if scope["method"] == "OPTIONS":
                 return await _simple(send, 204, b"", extra=CORS_HEADERS)

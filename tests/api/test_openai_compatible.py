@@ -223,3 +223,20 @@ def test_region_restricted_keys_reach_only_providers_in_their_regions(chat_gatew
     with pytest.raises(openai.PermissionDeniedError) as caught:
         client.chat.completions.create(model="lab/any", messages=MESSAGES)
     assert caught.value.body["code"] == "region_not_allowed"
+
+
+def test_probe_deployments_reaches_providers(chat_gateway):
+    """`manage.py probe_deployments` sends its tiny request to providers with their own keys and URLs."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("probe_deployments", "--deployment", "x-vllm-gpt-4o", "--deployment", "x-azure-gpt-4o", "--json",
+                 stdout=out)
+    import json
+
+    results = {r["deployment"]: r for r in json.loads(out.getvalue())}
+    assert results["x-vllm-gpt-4o"]["ok"] and results["x-azure-gpt-4o"]["ok"], results
+    paths = {e["path"] for e in chat_gateway.emulator.ledger(0)}
+    assert {"/provider/v1/chat/completions", "/openai/deployments/gpt-4o/chat/completions"} <= paths

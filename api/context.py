@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass, field
@@ -94,11 +93,8 @@ class CallContext:
         """Hand the record over before the response completes (durable in Redis when configured)."""
         event = self._event()
         if event is not None:
-            # Independent round trips: settle the limits and store the record at the same time.
-            await asyncio.gather(
-                limits.settle(self.reservation, tokens=event.total_tokens, cost_usd=event.cost_usd),
-                recorder.record_durable(event),
-            )
+            # With Redis: one round trip settles the limits and appends the record to the usage stream.
+            await recorder.record_durable(event, settle=self.reservation)
 
     def _event(self) -> UsageEvent | None:
         """The call's one usage record, or None once it has been handed over."""

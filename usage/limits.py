@@ -19,8 +19,9 @@ reservation with the real usage (refunding the rest; everything when the call fa
 
 Where the counters live:
   - `REDIS_URL` set: Redis, one EVALSHA per reserve and one per settle (usage/limit_scripts.py), time from
-    Redis. Budget counters missing from Redis (first call of a period, or Redis lost its data) are seeded
-    from the hourly usage rollups, so a Redis restart does not hand out a fresh budget.
+    Redis; the settle travels in one pipeline with the call's usage record (`settle(..., append=)`). Budget
+    counters missing from Redis (first call of a period, or Redis lost its data) are seeded from the hourly
+    usage rollups, so a Redis restart does not hand out a fresh budget.
   - no Redis: the database, in one short transaction per reserve and per settle (rows locked with
     SELECT … FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers). This holds with any
     number of worker processes, so start-up never has to refuse, and nothing is ever counted per
@@ -34,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import math
+import os
 import re
 import secrets
 import time
@@ -45,6 +48,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+
+from .limit_scripts import RESERVE, SETTLE
+from .redis_mux import MuxRedis, ReplyError, Script
 
 log = logging.getLogger("gateway.limits")
 
@@ -325,6 +331,18 @@ def demand_for(*, body: bytes, max_output: int | None, choices: int = 1, cuttabl
                   nano_in=_nano_per_token(price_in_per_m), nano_out=_nano_per_token(price_out_per_m))
 
 
+_tokens: tuple[int, str, itertools.count] = (0, "", itertools.count())
+
+
+def _new_token() -> str:
+    """A reservation token unique across processes: a random per-process prefix and a counter (no syscall)."""
+    global _tokens
+    pid, prefix, counter = _tokens
+    if pid != os.getpid():  # first call, or a forked child: a prefix of its own
+        pid, prefix, counter = _tokens = (os.getpid(), secrets.token_hex(6), itertools.count())
+    return f"{prefix}{next(counter):x}"
+
+
 async def reserve(principal, demand: Demand) -> Reservation | None:
     """Take this call's share of every limit of its key and team at once, or raise LimitExceeded.
 
@@ -333,7 +351,7 @@ async def reserve(principal, demand: Demand) -> Reservation | None:
     checks = checks_for(principal)
     if not checks:
         return None
-    token = secrets.token_hex(12)
+    token = _new_token()
     args = [_args(c, demand) for c in checks]
     try:
         outcome = await _backend().reserve(checks, args, demand.max_output, demand.min_output, token)
@@ -375,10 +393,35 @@ async def extend(reservation: Reservation, want: int) -> int:
     return outcome.out
 
 
-async def settle(reservation: Reservation | None, *, tokens: int, cost_usd) -> None:
-    """Replace the reservation with the call's real usage (zero for a failed call) and free its slot."""
-    if reservation is None or reservation.settled:
+async def settle(reservation: Reservation | None, *, tokens: int, cost_usd,
+                 append: tuple[str, dict] | None = None) -> None:
+    """Replace the reservation with the call's real usage (zero for a failed call) and free its slot.
+
+    `append` (Redis only): `(stream, fields)` of an XADD sent in the same round trip as the settle, so a
+    call's usage record costs no round trip of its own (usage/recorder.py). An append that did not land
+    raises; a settle that did not land is only logged, as without `append`.
+    """
+    ops = _settle_ops(reservation, tokens=tokens, cost_usd=cost_usd)
+    if append is not None:
+        await _REDIS.settle_and_append(ops, append)
         return
+    if not ops:
+        return
+    try:
+        await _backend().settle(ops)
+    except Exception as exc:  # the slot expires on its own; an unsettled budget over-counts, never under
+        _settle_failed(exc)
+
+
+def _settle_failed(exc: BaseException) -> None:
+    _loud("settle", "limits: could not settle a reservation (%s: %s); its parallel slot expires after %ss",
+          type(exc).__name__, exc, settings.LIMITS_SLOT_TTL_SECONDS)
+
+
+def _settle_ops(reservation: Reservation | None, *, tokens: int, cost_usd) -> list:
+    """The settle script's operations for a reservation (none when there is nothing to settle)."""
+    if reservation is None or reservation.settled:
+        return []
     reservation.settled = True
     d = reservation.demand
     real_nano = int((Decimal(cost_usd or 0) * NANO).to_integral_value(ROUND_HALF_UP))
@@ -394,13 +437,7 @@ async def settle(reservation: Reservation | None, *, tokens: int, cost_usd) -> N
             ops.append((c, ("b", tokens - reservation.budget_amount(c), 0, 0)))
         else:
             ops.append((c, ("b", real_nano - reservation.budget_amount(c), 0, 0)))
-    if not ops:
-        return
-    try:
-        await _backend().settle(ops)
-    except Exception as exc:  # the slot expires on its own; an unsettled budget over-counts, never under
-        _loud("settle", "limits: could not settle a reservation (%s: %s); its parallel slot expires after %ss",
-              type(exc).__name__, exc, settings.LIMITS_SLOT_TTL_SECONDS)
+    return ops
 
 
 _pending: set[asyncio.Task] = set()
@@ -563,7 +600,7 @@ def _backend():
 
 
 class RedisBackend:
-    """Counters in Redis; one EVALSHA to reserve and one to settle. One client per event loop."""
+    """Counters in Redis; one EVALSHA to reserve and one to settle. One pipelined connection per event loop."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url  # None: settings.REDIS_URL
@@ -585,29 +622,25 @@ class RedisBackend:
         return self._prefix
 
     def _client(self):
+        """(url, client) of this event loop: one pipelined connection (usage/redis_mux.py)."""
         loop = asyncio.get_running_loop()
         url = self.url or settings.REDIS_URL
         entry = self._clients.get(loop)
         if entry is None or entry[0] != url:
-            import redis.asyncio as aioredis
-
-            from .limit_scripts import RESERVE, SETTLE
-
             timeout = settings.LIMITS_REDIS_TIMEOUT
-            client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-            entry = (url, client, client.register_script(RESERVE), client.register_script(SETTLE))
+            entry = (url, MuxRedis(url, connect_timeout=timeout, stale_after=max(4 * timeout, 2.0)))
             self._clients[loop] = entry
         return entry
 
     async def reserve(self, checks, args, max_out, min_out, member) -> Outcome:
-        _url, client, script, _settle = self._client()
+        _url, client = self._client()
         keys = [self.prefix() + c.counter for c in checks]
         flat = [len(checks), max_out, min_out, member]
         for a in args:
             flat.extend(a)
         for _attempt in range(len(checks) + 1):
             async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
-                outcome = Outcome.from_reply(await script(keys=keys, args=flat))
+                outcome = Outcome.from_reply(await client.evalsha(_RESERVE, keys, flat))
             if outcome.status != -2:
                 return outcome
             # A budget counter this period has not seen yet: start it from the recorded usage.
@@ -616,22 +649,52 @@ class RedisBackend:
 
             seed = await run_db(seed_value, check)
             ttl = args[outcome.failed - 1][4]
-            await client.set(keys[outcome.failed - 1], seed, nx=True, ex=max(ttl, 1))
+            async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
+                await client.command("SET", keys[outcome.failed - 1], seed, "NX", "EX", max(ttl, 1))
         return outcome
 
-    async def settle(self, ops) -> None:
-        _url, _client, _reserve, script = self._client()
+    def _settle_args(self, ops) -> tuple[list, list]:
         keys = [self.prefix() + c.counter for c, _ in ops]
         flat: list = [len(ops)]
         for _c, a in ops:
             flat.extend(a)
+        return keys, flat
+
+    async def settle(self, ops) -> None:
+        _url, client = self._client()
+        keys, flat = self._settle_args(ops)
         async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
-            await script(keys=keys, args=flat)
+            await client.evalsha(_SETTLE, keys, flat)
+
+    async def settle_and_append(self, ops, append: tuple[str, dict]) -> None:
+        """EVALSHA settle (when there are `ops`) and XADD `append`, written together: one round trip."""
+        _url, client = self._client()
+        stream, fields = append
+        xadd = ("XADD", stream, "*", *(v for kv in fields.items() for v in kv))
+        keys, flat = self._settle_args(ops) if ops else ([], [])
+        try:
+            async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
+                if ops:
+                    settled, added = await client.execute(("EVALSHA", _SETTLE.sha, len(keys), *keys, *flat), xadd)
+                else:
+                    (added,) = await client.execute(xadd)
+        except Exception as exc:  # nothing is known to have landed: the caller keeps the record another way
+            if ops:
+                _settle_failed(exc)
+            raise
+        if ops and isinstance(settled, ReplyError):
+            try:
+                async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
+                    await client.evalsha(_SETTLE, keys, flat)  # loads the script if Redis lost it (a restart)
+            except Exception as exc:
+                _settle_failed(exc)
+        if isinstance(added, ReplyError):
+            raise added
 
     async def read(self, checks) -> list[int | None]:
-        _url, client, _r, _s = self._client()
+        _url, client = self._client()
         async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
-            values = await client.mget([self.prefix() + c.counter for c in checks])
+            values = await client.command("MGET", *[self.prefix() + c.counter for c in checks])
         return [int(v) if v is not None else None for v in values]
 
 
@@ -778,6 +841,7 @@ class DatabaseBackend:
 
 _REDIS = RedisBackend()
 _DATABASE = DatabaseBackend()
+_RESERVE, _SETTLE = Script(RESERVE), Script(SETTLE)
 
 
 # --- GET /v1/usage ---------------------------------------------------------------------------------------

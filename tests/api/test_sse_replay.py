@@ -107,7 +107,7 @@ def relay(monkeypatch):
 
     records: list = []
 
-    async def record_durable(event):
+    async def record_durable(event, **_kw):  # settle=: the reservation, none here
         records.append(event)
 
     monkeypatch.setattr(recorder, "record_durable", record_durable)

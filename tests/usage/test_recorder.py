@@ -102,3 +102,40 @@ def test_rollup_upsert_works_on_this_database():
     rec.flush()
     assert UsageRollup.objects.get().requests == 2
     asyncio.run(asyncio.sleep(0))
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
+def test_settle_and_record_go_to_redis_in_one_round_trip():
+    """Issue #8: a call's record is appended to the stream in the same round trip as the limiter's settle."""
+    from usage import limits
+    from usage.auth import KeyPrincipal
+
+    kid = 900_000_000 + uuid.uuid4().int % 10**8  # no other test's counters
+    principal = KeyPrincipal(
+        id=kid, name=f"key{kid}", prefix="sk-test", team_id=None, team_name="", allowed_models=frozenset(),
+        team_allowed_models=frozenset(), metadata={}, expires_at=None, digest="d", previous_valid_until=None,
+        limits=limits.Limits(rpm=100, tpm=10**6, parallel=5, token_budget=10**6),
+    )
+    demand = limits.Demand(rate_tokens=300, prompt_tokens=100, max_output=200, min_output=200)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    slots = limits._REDIS.prefix() + f"k{kid}:parallel"
+
+    async def scenario():
+        rec = UsageRecorder()
+        warm = await limits.reserve(principal, demand)  # script loaded, budget counter seeded
+        await rec.record_durable(event(key_id=kid), settle=warm)
+        reservation = await limits.reserve(principal, demand)
+        assert client.zcard(slots) == 1
+        mux = limits._REDIS._client()[1]
+        before = mux.writes
+        e = event(key_id=kid, total_tokens=42)
+        await rec.record_durable(e, settle=reservation)
+        writes = mux.writes - before
+        mux.close()
+        return e, writes
+
+    e, writes = async_to_sync(scenario)()
+    assert writes == 1  # EVALSHA settle + XADD: one write, one round trip
+    assert client.zcard(slots) == 0  # settled: the parallel slot is free
+    entries = client.xrevrange(recorder_module.stream_name(), count=50)
+    assert any(UsageEvent.from_json(data[b"e"]).request_id == e.request_id for _id, data in entries)

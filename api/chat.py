@@ -189,11 +189,9 @@ async def _obtain_from(ctx: CallContext, req, entry: ModelEntry) -> Attempt:
         first_byte = min(d.first_byte_timeout_s, settings.UPSTREAM_READ_TIMEOUT, max(deadline - loop.time(), 0.001))
         retry_after = None
         try:
-            resp = await asyncio.wait_for(
-                post_signed(d, url, body, request_id=request_id, stream=upstream_stream, extra_headers=extra,
-                            connect_timeout=d.connect_timeout_s),
-                timeout=first_byte,
-            )
+            async with asyncio.timeout(first_byte):  # not wait_for(): on Python 3.11 that is a task per call
+                resp = await post_signed(d, url, body, request_id=request_id, stream=upstream_stream,
+                                         extra_headers=extra, connect_timeout=d.connect_timeout_s)
         except GatewayError as error:  # our own credentials are unusable: no other deployment will do better
             slot.release()
             ctx.fail(error.status, error.type)
@@ -232,14 +230,9 @@ async def chat_completion(ctx: CallContext, req, target) -> ApiResponse:
     ctx.streamed = client_stream
     completion_id = "chatcmpl-" + ctx.request.request_id.lower()
     created = int(time.time())
+    if not client_stream:  # in this task: a client that leaves cancels it, and with it the upstream call
+        return await _complete(ctx, await _obtain(ctx, req, target), completion_id, created)
     task = asyncio.ensure_future(_obtain(ctx, req, target))
-    if not client_stream:
-        try:
-            attempt = await task
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        return await _complete(ctx, attempt, completion_id, created)
 
     # Streamed: wait for upstream's first byte up to one heartbeat, so an upstream error can still
     # set the HTTP status; after that, commit to 200 and keep the connection warm with comments while

@@ -69,7 +69,7 @@ def test_sigterm_under_load_loses_no_record(oci_settings):
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
-def test_sigkill_with_redis_loses_no_record(oci_settings):
+def test_sigkill_with_redis_loses_no_record(oci_settings, monkeypatch):
     _key, secret = api_key_create(name="sigkill")
     proc = start_process(oci_settings, USAGE_FLUSH_SECONDS="30", USAGE_CLAIM_IDLE_MS="200")
     answered = asyncio.run(fire(proc.base_url, secret, 40, "hello"))
@@ -78,6 +78,11 @@ def test_sigkill_with_redis_loses_no_record(oci_settings):
     assert len(answered) == 40
     from usage import recorder as recorder_module
 
+    # The test's consumer claims what the dead one read but never stored after the same short idle time as the
+    # process was given (the module reads USAGE_CLAIM_IDLE_MS at import: 15 s here otherwise). Killed between
+    # reading and acknowledging, the process leaves entries that only a claim recovers.
+    monkeypatch.setattr(recorder_module, "CLAIM_IDLE_MS", 200)
+    monkeypatch.setattr(recorder_module, "CLAIM_EVERY_S", 0.0)  # and claims on every pass below
     time.sleep(0.3)  # past the claim delay: what the dead process had read but not stored is claimable
 
     consumer = recorder_module.UsageRecorder()  # another process's consumer, here the test's own

@@ -7,9 +7,9 @@ the gateway after RSA signing. Here every task of the loop writes to one connect
 one iteration of the loop leave in one write (automatic pipelining), Redis answers them in order, and hiredis
 parses the replies. At one request at a time this is the same round trip as before, with far less CPU.
 
-Only what the limiter needs: `redis://` and `rediss://` URLs (user, password, database), commands as tuples,
-replies as hiredis returns them (bytes, ints, lists, None); a Redis error reply is a `ReplyError` value in
-`execute()`'s result, a lost connection raises `ConnectionError`. Callers bound their waits with
+Only what the limiter needs: `redis://`, `rediss://` and `unix://` URLs (user, password, database), commands
+as tuples, replies as hiredis returns them (bytes, ints, lists, None); a Redis error reply is a `ReplyError`
+value in `execute()`'s result, a lost connection raises `ConnectionError`. Callers bound their waits with
 asyncio.timeout(); a connection whose oldest unanswered command is older than `stale_after` is dropped and
 opened again.
 """
@@ -20,7 +20,7 @@ import asyncio
 import collections
 import hashlib
 import ssl
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
@@ -105,13 +105,15 @@ class MuxRedis:
 
     def __init__(self, url: str, *, connect_timeout: float = 1.0, stale_after: float = 5.0) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
+        if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
+        self.unix_path = parts.path if parts.scheme == "unix" else None
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        path = parts.path.strip("/")
-        self.db = int(path) if path else 0
+        path = "" if self.unix_path else parts.path.strip("/")
+        db = parse_qs(parts.query).get("db", [path])[0]
+        self.db = int(db) if db else 0
         self.tls = parts.scheme == "rediss"
         self.connect_timeout, self.stale_after = connect_timeout, stale_after
         self._conn: _Connection | None = None
@@ -130,10 +132,13 @@ class MuxRedis:
                 return self._conn
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(self.connect_timeout):
-                _transport, conn = await loop.create_connection(
-                    lambda: _Connection(loop), self.host, self.port,
-                    ssl=ssl.create_default_context() if self.tls else None,
-                )
+                if self.unix_path:
+                    _transport, conn = await loop.create_unix_connection(lambda: _Connection(loop), self.unix_path)
+                else:
+                    _transport, conn = await loop.create_connection(
+                        lambda: _Connection(loop), self.host, self.port,
+                        ssl=ssl.create_default_context() if self.tls else None,
+                    )
                 setup = []
                 if self.password is not None:
                     setup.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))

@@ -16,6 +16,16 @@ def test_commands_are_packed_in_resp():
     assert pack(("SET", "k", 12, b"\x00v")) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$2\r\n\x00v\r\n"
 
 
+def test_urls_name_the_server_and_database():
+    client = MuxRedis("rediss://user:p%40ss@redis.example:6380/3")
+    assert (client.host, client.port, client.db, client.tls) == ("redis.example", 6380, 3, True)
+    assert (client.username, client.password) == ("user", "p@ss")
+    client = MuxRedis("unix:///run/redis.sock?db=2")
+    assert (client.unix_path, client.db) == ("/run/redis.sock", 2)
+    with pytest.raises(ValueError):
+        MuxRedis("memcached://x")
+
+
 @needs_redis
 async def test_concurrent_commands_share_one_write_and_get_their_own_replies():
     client = MuxRedis(REDIS)

@@ -105,11 +105,14 @@ def test_rollup_upsert_works_on_this_database():
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
-def test_settle_and_record_go_to_redis_in_one_round_trip():
+def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
     """Issue #8: a call's record is appended to the stream in the same round trip as the limiter's settle."""
     from usage import limits
     from usage.auth import KeyPrincipal
 
+    # A stream of its own: a live gateway's consumer must not write these records into another test's tables.
+    stream = f"{recorder_module.stream_name()}-test-{uuid.uuid4().hex}"
+    monkeypatch.setattr(recorder_module, "stream_name", lambda: stream)
     kid = 900_000_000 + uuid.uuid4().int % 10**8  # no other test's counters
     principal = KeyPrincipal(
         id=kid, name=f"key{kid}", prefix="sk-test", team_id=None, team_name="", allowed_models=frozenset(),
@@ -137,5 +140,6 @@ def test_settle_and_record_go_to_redis_in_one_round_trip():
     e, writes = async_to_sync(scenario)()
     assert writes == 1  # EVALSHA settle + XADD: one write, one round trip
     assert client.zcard(slots) == 0  # settled: the parallel slot is free
-    entries = client.xrevrange(recorder_module.stream_name(), count=50)
-    assert any(UsageEvent.from_json(data[b"e"]).request_id == e.request_id for _id, data in entries)
+    entries = client.xrange(stream)
+    client.delete(stream)
+    assert [UsageEvent.from_json(data[b"e"]).request_id for _id, data in entries][-1] == e.request_id

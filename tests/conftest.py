@@ -7,6 +7,11 @@ import re
 
 import pytest
 
+# The usage stream consumer lingers 250 ms after a partial batch to write in bulk under load (usage/recorder.py).
+# Here a record would then reach the database up to that long after its request, maybe once its test is over
+# and the next one's tables are in use: write at once (gateway processes started by the tests inherit this).
+os.environ.setdefault("USAGE_STREAM_LINGER_SECONDS", "0")
+
 SECRET_RE = re.compile(
     rb"sk-[A-Za-z0-9_\-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|signature=\"[A-Za-z0-9+/=]{40,}"
 )

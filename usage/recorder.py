@@ -46,7 +46,8 @@ CLAIM_IDLE_MS = int(os.environ.get("USAGE_CLAIM_IDLE_MS", "15000"))  # a dead co
 # After writing a partial batch the consumer waits this long before reading again, so that under load it
 # writes (and tells the live feed) once per linger, not once per request: at one request at a time a write
 # per request cost more CPU than the request itself. Records still reach the database well within a second.
-LINGER_S = float(os.environ.get("USAGE_STREAM_LINGER_SECONDS", "0.25"))
+def linger_seconds() -> float:
+    return float(os.environ.get("USAGE_STREAM_LINGER_SECONDS", "0.25"))
 
 
 @dataclass(slots=True)
@@ -313,10 +314,11 @@ class UsageRecorder:
         return len(events)
 
     async def _consume_forever(self) -> None:
+        linger = linger_seconds()
         while True:
             try:
-                if 0 < await self._drain_stream_once(block_ms=1000) < BATCH and LINGER_S > 0:
-                    await asyncio.sleep(LINGER_S)  # let the next records gather: one write for many
+                if 0 < await self._drain_stream_once(block_ms=1000) < BATCH and linger > 0:
+                    await asyncio.sleep(linger)  # let the next records gather: one write for many
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

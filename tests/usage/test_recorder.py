@@ -143,3 +143,40 @@ def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
     entries = client.xrange(stream)
     client.delete(stream)
     assert [UsageEvent.from_json(data[b"e"]).request_id for _id, data in entries][-1] == e.request_id
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
+def test_the_stream_consumer_writes_what_arrives_during_its_linger_in_one_batch(monkeypatch):
+    """Under load one database write (and one live-feed message) per linger, not one per request."""
+    stream = f"{recorder_module.stream_name()}-test-{uuid.uuid4().hex}"
+    monkeypatch.setattr(recorder_module, "stream_name", lambda: stream)
+    monkeypatch.setattr(recorder_module, "_announce", lambda events: None)
+    monkeypatch.setenv("USAGE_STREAM_LINGER_SECONDS", "0.3")
+    rec = UsageRecorder()
+    batches = []
+    monkeypatch.setattr(rec, "_write_stream_batch", lambda events: batches.append(len(events)) or True)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def until(done) -> None:
+        for _ in range(150):
+            if done():
+                return
+            await asyncio.sleep(0.02)
+
+    async def scenario():
+        consumer = asyncio.ensure_future(rec._consume_forever())
+        try:
+            client.xadd(stream, {"e": event().to_json()})
+            await until(lambda: batches)
+            for _ in range(5):  # these arrive while the consumer lingers
+                client.xadd(stream, {"e": event().to_json()})
+            await until(lambda: sum(batches) == 6)
+        finally:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            if rec._redis is not None:
+                await rec._redis.aclose()
+
+    async_to_sync(scenario)()
+    client.delete(stream)
+    assert batches == [1, 5]

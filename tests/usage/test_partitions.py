@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from usage import partitions
+from usage import partitions, writer
 from usage.models import UsageRecord, UsageRollup
 from usage.recorder import UsageEvent
 from usage.writer import write_batch
@@ -74,7 +74,7 @@ def test_written_records_land_in_their_month_partition():
     assert write_batch([e.to_row() for e in events]) == 2
     assert stored_in(events[0].request_id) == [partitions.partition_name(partitions.month_start(now))]
     assert stored_in(events[1].request_id) == [partitions.partition_name(partitions.month_start(next_month))]
-    # Ids still come from the one sequence, through bulk_create's RETURNING.
+    # Ids still come from the one sequence (the writer inserts with COPY).
     ids = sorted(UsageRecord.objects.values_list("id", flat=True))
     assert len(set(ids)) == 2 and ids[1] > ids[0] > 0
 
@@ -100,18 +100,17 @@ def test_concurrent_writers_of_one_record_store_it_once(monkeypatch):
     insert fail, and write_batch looks again, so the record and its rollup are counted once."""
     e = event(timezone.now())
     first_inserted, second_inserting, results, inserts = threading.Event(), threading.Event(), {}, []
-    real_bulk_create = UsageRecord.objects.bulk_create
+    real_insert = writer._insert_records
 
-    def bulk_create(rows, **kw):
+    def insert(rows):
         inserts.append([r.request_id for r in rows])
         if threading.current_thread().name == "second":
             second_inserting.set()
-        created = real_bulk_create(rows, **kw)
+        real_insert(rows)
         if threading.current_thread().name == "first":
             first_inserted.set()
-        return created
 
-    monkeypatch.setattr(UsageRecord.objects, "bulk_create", bulk_create)
+    monkeypatch.setattr(writer, "_insert_records", insert)
 
     def first():
         try:

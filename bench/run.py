@@ -425,7 +425,8 @@ def render(bench: Bench, results: dict, soak: dict | None, args) -> str:
         f"{platform.python_version()}, Django {versions[0]}, aiohttp {versions[1]}, uvicorn {versions[2]}, "
         f"oci {versions[3]}. Command: `python -m bench.run --seconds {args.seconds} --rounds {args.rounds} "
         f"--streams {args.streams} --soak {args.soak}{' --compare-serving' if args.compare_serving else ''}"
-        f"{' --no-litellm' if args.no_litellm else ''}` (`make bench` installs LiteLLM first). Proxy under test on CPU 0, emulator and load generator "
+        f"{' --no-litellm' if args.no_litellm else ''}` (`make bench` installs LiteLLM first). "
+        f"Proxy under test on CPU 0, emulator and load generator "
         f"(wrk 4.1, one thread) on CPU 1; one worker process each; medians over {args.rounds} interleaved rounds.",
         f"Gateway governance: PostgreSQL + Redis, API key auth, usage recording; key limits set: "
         f"{getattr(bench, 'limits_applied', 'n/a')}.",

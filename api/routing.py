@@ -10,6 +10,7 @@ replica's discovery that a region is down spares the others the same failures.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import time
@@ -32,16 +33,29 @@ class DeploymentState:
     in_flight: int = 0
     latency_ewma_ms: float | None = None
     consecutive_failures: int = 0
-    window: list[tuple[float, bool]] = field(default_factory=list)  # (time, ok) of recent calls
+    window: collections.deque = field(default_factory=collections.deque)  # (time, ok) of recent calls, oldest first
+    window_failures: int = 0  # of the calls in `window`
     open_until: float = 0.0
     half_open_probe: bool = False
 
+    def add(self, now: float, ok: bool, window_s: float) -> None:
+        """Count one call; calls older than the window leave as new ones come (memory stays bounded)."""
+        self.window.append((now, ok))
+        if not ok:
+            self.window_failures += 1
+        self._forget_before(now - window_s)
+
+    def _forget_before(self, cutoff: float) -> None:
+        window = self.window
+        while window and window[0][0] < cutoff:
+            _t, ok = window.popleft()
+            if not ok:
+                self.window_failures -= 1
+
     def error_rate(self, now: float, window_s: float) -> tuple[float, int]:
-        self.window = [(t, ok) for t, ok in self.window if now - t <= window_s]
-        if not self.window:
-            return 0.0, 0
-        failures = sum(1 for _t, ok in self.window if not ok)
-        return failures / len(self.window), len(self.window)
+        self._forget_before(now - window_s)
+        calls = len(self.window)
+        return (self.window_failures / calls if calls else 0.0), calls
 
 
 _states: dict[str, DeploymentState] = {}
@@ -77,7 +91,7 @@ def breaker_allows(d: DeploymentSpec, now: float | None = None) -> bool:
 def record_result(d: DeploymentSpec, *, ok: bool, latency_ms: float | None = None) -> None:
     now = time.monotonic()
     s = state(d.name)
-    s.window.append((now, ok))
+    s.add(now, ok, settings.BREAKER_WINDOW_S)
     if ok:
         s.consecutive_failures = 0
         s.open_until = 0.0

@@ -114,3 +114,15 @@ async def test_capacity_cap_rejects_or_queues():
                 pass
     async with routing.Slot(queued):
         assert routing.state("queued").in_flight == 1
+
+
+def test_the_breaker_window_forgets_old_calls():
+    """Successes used to pile up in the window forever (a leak of ~70 bytes per request): now only the calls of
+    the last window are kept, and the error rate counts only them."""
+    s = routing.DeploymentState()
+    for i in range(10_000):  # 10,000 calls over 100 s, one failure in ten
+        s.add(i * 0.01, ok=i % 10 != 0, window_s=30.0)
+    assert len(s.window) <= 3_001
+    rate, calls = s.error_rate(100.0, 30.0)
+    assert calls == len(s.window) and abs(rate - 0.1) < 0.01
+    assert s.error_rate(1_000.0, 30.0) == (0.0, 0) and s.window_failures == 0

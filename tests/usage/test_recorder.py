@@ -104,6 +104,27 @@ def test_rollup_upsert_works_on_this_database():
     asyncio.run(asyncio.sleep(0))
 
 
+def _stream_of_this_test(monkeypatch) -> tuple[str, list]:
+    """A Redis stream only the test's own loop uses (append the loop to the returned list).
+
+    The live test server's recorder (same module, its own loop) keeps reading the shared stream; patching the
+    stream name for every loop would let it take the test's records.
+    """
+    stream = f"{recorder_module.stream_name()}-test-{uuid.uuid4().hex}"
+    shared_name = recorder_module.stream_name
+    own_loop: list = []
+
+    def stream_name():
+        try:
+            mine = asyncio.get_running_loop() in own_loop
+        except RuntimeError:
+            mine = False
+        return stream if mine else shared_name()
+
+    monkeypatch.setattr(recorder_module, "stream_name", stream_name)
+    return stream, own_loop
+
+
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
 def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
     """Issue #8: a call's record is appended to the stream in the same round trip as the limiter's settle."""
@@ -111,8 +132,7 @@ def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
     from usage.auth import KeyPrincipal
 
     # A stream of its own: a live gateway's consumer must not write these records into another test's tables.
-    stream = f"{recorder_module.stream_name()}-test-{uuid.uuid4().hex}"
-    monkeypatch.setattr(recorder_module, "stream_name", lambda: stream)
+    stream, own_loop = _stream_of_this_test(monkeypatch)
     kid = 900_000_000 + uuid.uuid4().int % 10**8  # no other test's counters
     principal = KeyPrincipal(
         id=kid, name=f"key{kid}", prefix="sk-test", team_id=None, team_name="", allowed_models=frozenset(),
@@ -124,6 +144,7 @@ def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
     slots = limits._REDIS.prefix() + f"k{kid}:parallel"
 
     async def scenario():
+        own_loop.append(asyncio.get_running_loop())
         rec = UsageRecorder()
         warm = await limits.reserve(principal, demand)  # script loaded, budget counter seeded
         await rec.record_durable(event(key_id=kid), settle=warm)
@@ -148,8 +169,7 @@ def test_settle_and_record_go_to_redis_in_one_round_trip(monkeypatch):
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
 def test_the_stream_consumer_writes_what_arrives_during_its_linger_in_one_batch(monkeypatch):
     """Under load one database write (and one live-feed message) per linger, not one per request."""
-    stream = f"{recorder_module.stream_name()}-test-{uuid.uuid4().hex}"
-    monkeypatch.setattr(recorder_module, "stream_name", lambda: stream)
+    stream, own_loop = _stream_of_this_test(monkeypatch)
     monkeypatch.setattr(recorder_module, "_announce", lambda events: None)
     monkeypatch.setenv("USAGE_STREAM_LINGER_SECONDS", "0.3")
     rec = UsageRecorder()
@@ -164,6 +184,7 @@ def test_the_stream_consumer_writes_what_arrives_during_its_linger_in_one_batch(
             await asyncio.sleep(0.02)
 
     async def scenario():
+        own_loop.append(asyncio.get_running_loop())
         consumer = asyncio.ensure_future(rec._consume_forever())
         try:
             client.xadd(stream, {"e": event().to_json()})

@@ -69,10 +69,6 @@ class _UpstreamFailed(Exception):
         self.status, self.error = status, error
 
 
-def _is_provider(d: DeploymentSpec) -> bool:
-    return bool(getattr(d, "is_provider", False))  # an OpenAI-compatible provider outside OCI
-
-
 async def _post_json(d: DeploymentSpec, url: str, body: bytes, request_id: str,
                      extra_headers: dict[str, str] | None = None) -> tuple[int, dict]:
     resp = await client.post_signed(d, url, body, request_id=request_id, stream=False, extra_headers=extra_headers,
@@ -82,10 +78,9 @@ async def _post_json(d: DeploymentSpec, url: str, body: bytes, request_id: str,
     finally:
         resp.release()
     if resp.status >= 400:
-        provider = {"provider": True} if _is_provider(d) else {}
         raise _UpstreamFailed(resp.status, upstream_error_to_gateway(
             resp.status, raw, profile=d.credential.name, deployment=d.name, region=d.region,
-            compartment=d.compartment_id, retry_after=resp.headers.get("retry-after"), **provider))
+            compartment=d.compartment_id, retry_after=resp.headers.get("retry-after"), provider=d.is_provider))
     result = orjson.loads(raw)
     if not isinstance(result, dict):
         raise ValueError("the answer is not a JSON object")
@@ -110,11 +105,9 @@ async def _chat(d: DeploymentSpec, request_id: str) -> int:
 async def _embeddings(d: DeploymentSpec, request_id: str) -> int:
     from .translate import embeddings as tr
 
-    if _is_provider(d):
-        from .upstream.client import provider_url
-
+    if d.is_provider:
         body = orjson.dumps({"model": d.model_id, "input": ["ping"]})
-        status, result = await _post_json(d, provider_url(d, "embeddings"), body, request_id)
+        status, result = await _post_json(d, client.provider_url(d, "embeddings"), body, request_id)
         if not result.get("data"):
             raise ValueError("no embedding in the answer")
         return status

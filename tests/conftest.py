@@ -273,13 +273,8 @@ class GatewayProcess:
         self.env_extra = env_extra
         self.proc = None
 
-    def start(self) -> GatewayProcess:
-        import subprocess
-        import sys
-        import time
-        from pathlib import Path
-
-        import httpx
+    def env(self) -> dict[str, str]:
+        """The environment of a gateway process on the test database, Redis and var directory."""
         from django.conf import settings
 
         db = settings.DATABASES["default"]
@@ -293,10 +288,19 @@ class GatewayProcess:
         env.update({"REDIS_URL": settings.REDIS_URL, "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
                     "GATEWAY_VAR_DIR": str(settings.VAR_DIR), "WORKERS": "1",
                     "CACHE_RECHECK_SECONDS": "5", "GATEWAY_DEMO": "", **self.env_extra})
-        root = Path(__file__).resolve().parents[1]
+        return env
+
+    def start(self) -> GatewayProcess:
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        import httpx
+
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1], env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+
+def _exit_normally(signum, frame):
+    raise SystemExit(0)
 
 
 class Command(BaseCommand):
@@ -45,6 +50,10 @@ class Command(BaseCommand):
         host = opts["host"] or settings.HOST
         port = opts["port"] or settings.PORT
         workers = 1 if opts["reload"] else (opts["workers"] or settings.WORKERS)
+        writer = self._start_usage_writer()
+        # uvicorn re-raises the SIGTERM it handled once it has shut down: with the default action that kills
+        # this process before `finally` stops the writer. Exiting normally instead runs it.
+        signal.signal(signal.SIGTERM, _exit_normally)
         self.stdout.write(f"Serving on http://{host}:{port} with {workers} worker(s)")
         self.stdout.flush()
         try:
@@ -62,6 +71,19 @@ class Command(BaseCommand):
                 server_header=False,
             )
         finally:
+            if writer is not None:
+                writer.stop()
             from api.startup import stop_demo_emulator
 
             stop_demo_emulator()
+
+    def _start_usage_writer(self):
+        """With Redis, usage rows are written by a process of their own, not by the workers."""
+        from usage import writer_process
+
+        if not writer_process.wanted():
+            return None
+        writer = writer_process.WriterSupervisor().start()
+        os.environ["USAGE_WRITER"] = "process"  # read by each worker's recorder at start-up
+        self.stdout.write(f"Usage writer process {writer.pid}")
+        return writer

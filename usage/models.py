@@ -172,9 +172,10 @@ class UsageRecord(models.Model):
 
     request_id = models.CharField(max_length=64)  # unique: see Meta.constraints
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Kept after a key or team is deleted: usage history outlives them.
-    key = models.ForeignKey(ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False)
-    team = models.ForeignKey(Team, null=True, on_delete=models.DO_NOTHING, db_constraint=False)
+    # Kept after a key or team is deleted: usage history outlives them. No index of their own: the
+    # (key, created_at) and (team, created_at) indexes serve every lookup, and each index costs every insert.
+    key = models.ForeignKey(ApiKey, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False)
+    team = models.ForeignKey(Team, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False)
     endpoint = models.CharField(max_length=32)
     public_model = models.CharField(max_length=200, blank=True)
     deployment = models.CharField(max_length=120, blank=True)

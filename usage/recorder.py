@@ -115,7 +115,7 @@ def _write(events: list[UsageEvent]) -> int:
     try:
         written = 0
         for i in range(0, len(events), BATCH):
-            written += write_batch([e.to_row() for e in events[i : i + BATCH]])
+            written += write_batch(events[i : i + BATCH])
         return written
     finally:
         close_old_connections()

@@ -295,6 +295,7 @@ async def _complete(ctx: CallContext, attempt: Attempt, completion_id: str, crea
 async def _stream(ctx, req, task, attempt, completion_id, created, include_usage):
     heartbeat = _heartbeat()
     translator = None
+    pending: list[bytes] = []
     resp = None
     draining = False
     ok = False
@@ -340,6 +341,8 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
 
         decoder = SSEDecoder()
         content = resp.content
+        # The events of one read go to the client in one write: OCI often sends several per TCP segment (all of
+        # them at 0 ms upstream latency), and a write per event was most of the relay's CPU per chunk.
         upstream_done = False
         tracing = settings.GATEWAY_TRACE_UPSTREAM
         loop = asyncio.get_running_loop()
@@ -383,7 +386,7 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
                     raise _BudgetExhausted(translator.content_events - 1)
                 for chunk in chunks:
                     ctx.mark_first_token()
-                    yield encode_sse(chunk)
+                    pending.append(encode_sse(chunk))
                 if translator.finished and fmt.stops_on_finish:
                     # Cohere sends no [DONE] and may keep the connection open after its finish event. Usage
                     # rides on the finish event, or (COHEREV2) follows it in its own event: keep reading the
@@ -393,6 +396,9 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
                         break
                     if usage_deadline is None:
                         usage_deadline = loop.time() + USAGE_GRACE_SECONDS
+            if pending:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
         if not translator.finished:
             raise _MidStreamError({"error": {"message": "upstream stream ended before its finish event"}})
         if translator.usage:
@@ -409,6 +415,8 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
         yield DONE
     except _BudgetExhausted as exc:
         # The budget ran out mid-stream: stop upstream, bill what was relayed, end the stream cleanly.
+        if pending:
+            yield b"".join(pending)  # the events of this read that the budget held
         if resp is not None:
             resp.close()
         ctx.fail(429, "insufficient_quota")
@@ -422,6 +430,8 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
         )
         yield DONE
     except _MidStreamError as exc:
+        if pending:
+            yield b"".join(pending)
         message = (exc.event.get("error") or {}).get("message") or "upstream error"
         ctx.fail(502, "upstream_unavailable")
         _estimate(ctx, req, translator)

@@ -355,6 +355,8 @@ class EmulatorApp:
         settings = self.settings
         pad = settings["pad"]
         split = settings["split_writes"]
+        per_write = max(1, int(settings["events_per_write"]))
+        held: list[bytes] = []  # events waiting to go out together (events_per_write)
         interval = fault.interval_ms / 1000.0
         disconnected = asyncio.Event()
 
@@ -375,8 +377,11 @@ class EmulatorApp:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", SSE), (b"opc-request-id", rid.encode()), (b"cache-control", b"no-cache")]})
+            last = len(result.events) - 1
             for i, (payload, tokens) in enumerate(result.events):
                 if fault.cut_after is not None and i >= fault.cut_after:
+                    if held:
+                        await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
                     bill()
                     raise ConnectionCut()
                 if interval and i:
@@ -387,6 +392,15 @@ class EmulatorApp:
                 if disconnected.is_set():
                     break
                 data = frame(payload, pad_length(i) if pad and payload is not DONE else None)
+                if per_write > 1:
+                    held.append(data)
+                    if len(held) < per_write and i < last and not (fault.cut_after is not None
+                                                                   and i + 1 >= fault.cut_after):
+                        entry["eventsWritten"] += 1
+                        billed += tokens
+                        continue
+                    data = b"".join(held)
+                    held.clear()
                 if split and len(data) > 8:
                     cut = len(data) // 2
                     await send({"type": "http.response.body", "body": data[:cut], "more_body": True})

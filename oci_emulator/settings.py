@@ -25,6 +25,8 @@ DEFAULTS: dict = {
     "pad": True,
     # write each stream event in two body chunks split mid-event (tests client-side buffering)
     "split_writes": False,
+    # write this many stream events in one body send (OCI often puts several in one TCP segment)
+    "events_per_write": 1,
     # 404 body code: "NotAuthorizedOrNotFound" or the GenAI quirk "404"
     "not_found_code": "NotAuthorizedOrNotFound",
     # code used in 400 bodies (the GenAI inference service sends the status number as the code)

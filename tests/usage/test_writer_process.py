@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from tests.conftest import GatewayProcess
 from tests.usage.test_durability import fire, start_process, stored
 from usage.keys import api_key_create
 from usage.recorder import GROUP
@@ -63,21 +64,32 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def writer_pid(name: str) -> int:
-    return int(name.rsplit("-", 2)[-2])  # "<host>-<pid>-writer"
+def consumer_pid(name: str) -> int:
+    """The pid in a consumer's name: "<host>-<pid>" in a worker, "<host>-<pid>-writer" in the writer process."""
+    return int(name.removesuffix("-writer").rsplit("-", 1)[1])
+
+
+def serve_and_call(oci_settings, count: int, **env):
+    """`manage.py serve` on a key prefix of its own, `count` chat calls through it, their records stored."""
+    _key, secret = api_key_create(name=f"writer-{uuid.uuid4().hex[:6]}")
+    prefix = own_prefix()
+    proc = start_process(oci_settings, REDIS_KEY_PREFIX=prefix, **env)
+    try:
+        answered = asyncio.run(fire(proc.base_url, secret, count, "hello"))
+        assert len(answered) == count
+        assert wait_until(lambda: stored(answered) == set(answered))
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, prefix, secret
 
 
 def test_serve_writes_usage_from_one_writer_process_and_stops_it(oci_settings):
-    _key, secret = api_key_create(name="writer")
-    prefix = own_prefix()
-    proc = start_process(oci_settings, REDIS_KEY_PREFIX=prefix)
+    proc, prefix, _secret = serve_and_call(oci_settings, 12)
     try:
-        answered = asyncio.run(fire(proc.base_url, secret, 12, "hello"))
-        assert len(answered) == 12
-        assert wait_until(lambda: stored(answered) == set(answered))
         names = consumers(prefix)
         assert len(names) == 1 and names[0].endswith("-writer"), names  # the worker itself consumed nothing
-        pid = writer_pid(names[0])
+        pid = consumer_pid(names[0])
         assert parent_of(pid) == proc.proc.pid
     finally:
         proc.stop()
@@ -86,19 +98,15 @@ def test_serve_writes_usage_from_one_writer_process_and_stops_it(oci_settings):
 
 
 def test_a_killed_writer_is_started_again_and_loses_nothing(oci_settings):
-    _key, secret = api_key_create(name="writer-killed")
-    prefix = own_prefix()
-    proc = start_process(oci_settings, REDIS_KEY_PREFIX=prefix, USAGE_CLAIM_IDLE_MS="200")
+    proc, prefix, secret = serve_and_call(oci_settings, 10, USAGE_CLAIM_IDLE_MS="200")
     try:
-        first = asyncio.run(fire(proc.base_url, secret, 10, "hello"))
-        assert wait_until(lambda: stored(first) == set(first))
-        old = writer_pid(consumers(prefix)[0])
+        old = consumer_pid(consumers(prefix)[0])
         os.kill(old, signal.SIGKILL)
         # Served while no writer runs: the records wait in the stream for the next one.
         second = asyncio.run(fire(proc.base_url, secret, 10, "hello again"))
         assert len(second) == 10
         assert wait_until(lambda: stored(second) == set(second))
-        pids = {writer_pid(n) for n in consumers(prefix)}
+        pids = {consumer_pid(n) for n in consumers(prefix)}
         assert old in pids and len(pids) == 2
         assert all(parent_of(p) == proc.proc.pid for p in pids - {old})
     finally:
@@ -106,20 +114,16 @@ def test_a_killed_writer_is_started_again_and_loses_nothing(oci_settings):
 
 
 def test_usage_writer_in_process_keeps_the_consumer_in_the_worker(oci_settings):
-    _key, secret = api_key_create(name="writer-in-process")
-    prefix = own_prefix()
-    proc = start_process(oci_settings, REDIS_KEY_PREFIX=prefix, USAGE_WRITER="in-process")
+    proc, prefix, _secret = serve_and_call(oci_settings, 5, USAGE_WRITER="in-process")
     try:
-        answered = asyncio.run(fire(proc.base_url, secret, 5, "hello"))
-        assert wait_until(lambda: stored(answered) == set(answered))
-        names = consumers(prefix)
-        assert [writer_pid(n + "-x") for n in names] == [proc.proc.pid]  # "<host>-<pid>": serve's own worker
+        assert [consumer_pid(n) for n in consumers(prefix)] == [proc.proc.pid]  # serve's own worker
+        assert not consumers(prefix)[0].endswith("-writer")
     finally:
         proc.stop()
 
 
 def test_write_usage_stops_when_its_parent_is_gone(oci_settings):
-    env = start_process.__globals__["GatewayProcess"]({"REDIS_KEY_PREFIX": own_prefix()}).env()
+    env = GatewayProcess({"REDIS_KEY_PREFIX": own_prefix()}).env()
     shell = subprocess.Popen(
         ["sh", "-c", f'"{sys.executable}" manage.py write_usage --parent-pid $$ & echo $!; wait'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,

@@ -162,6 +162,9 @@ def prepare_to_serve() -> list[str]:
     from usage.models import ApiKey
 
     banner: list[str] = []
+    from gateway_project import gc_tuning
+
+    gc_tuning.thresholds()  # a malformed GATEWAY_GC_THRESHOLDS stops start-up here, in one line
     _check_migrations()
     _collect_static()
     _usage_partitions_ensure()

@@ -24,6 +24,9 @@ def ensure_started() -> None:
 
     listener.start()
     recorder.start()
+    from . import gc_tuning
+
+    gc_tuning.tune()
 
 
 async def shutdown() -> None:

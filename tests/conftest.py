@@ -11,6 +11,8 @@ import pytest
 # Here a record would then reach the database up to that long after its request, maybe once its test is over
 # and the next one's tables are in use: write at once (gateway processes started by the tests inherit this).
 os.environ.setdefault("USAGE_STREAM_LINGER_SECONDS", "0")
+# The test process keeps Python's collector as it is; tests/ops/test_gc_tuning.py covers the worker's settings.
+os.environ.setdefault("GATEWAY_GC_THRESHOLDS", "off")
 
 SECRET_RE = re.compile(
     rb"sk-[A-Za-z0-9_\-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|signature=\"[A-Za-z0-9+/=]{40,}"

@@ -37,6 +37,7 @@ class WriterSupervisor:
                      "--parent-pid", str(os.getpid())]
         self.proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # no restart slips in between stop() reading the process and stopping it
         self._thread: threading.Thread | None = None
 
     @property
@@ -57,11 +58,15 @@ class WriterSupervisor:
             log.warning("the usage writer process exited (%s); starting it again in %.0f s", code, RESTART_DELAY_S)
             if self._stopping.wait(RESTART_DELAY_S):
                 return
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT)
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.proc = subprocess.Popen(self.argv, cwd=ROOT)
 
     def stop(self, timeout: float = 20.0) -> None:
-        self._stopping.set()
-        proc = self.proc
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()  # the writer writes what it holds, then exits

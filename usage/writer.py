@@ -118,23 +118,18 @@ def write_batch(rows: list) -> int:
         if r.request_id not in seen:  # the same record twice in one batch
             seen.add(r.request_id)
             fresh.append(r)
-    try:
-        with transaction.atomic():
-            _insert_records(fresh)
-            _upsert_rollups(fresh)
-            return len(fresh)
-    except IntegrityError:
-        pass  # some were stored before: leave those out
-    for _attempt in range(3):
+    stored: set[str] = set()  # the first try looks nothing up
+    for attempt in range(4):
         try:
             with transaction.atomic():
-                # By request id alone, so in every month partition on PostgreSQL; the unique key there,
-                # (request_id, created_at), is the backstop against a concurrent writer of the same record.
-                stored = set(UsageRecord.objects.filter(request_id__in=seen).values_list("request_id", flat=True))
+                if attempt:
+                    # By request id alone, so in every month partition on PostgreSQL; the unique key there,
+                    # (request_id, created_at), is the backstop against a concurrent writer of the same record.
+                    stored = set(UsageRecord.objects.filter(request_id__in=seen).values_list("request_id", flat=True))
                 missing = [r for r in fresh if r.request_id not in stored]
                 _insert_records(missing)
                 _upsert_rollups(missing)
                 return len(missing)
         except IntegrityError:
-            continue  # another writer stored some of these meanwhile: look again
+            continue  # some were stored before, or by another writer meanwhile: look (again)
     raise IntegrityError("usage batch kept colliding with concurrent writers")

@@ -380,8 +380,6 @@ class EmulatorApp:
             last = len(result.events) - 1
             for i, (payload, tokens) in enumerate(result.events):
                 if fault.cut_after is not None and i >= fault.cut_after:
-                    if held:
-                        await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
                     bill()
                     raise ConnectionCut()
                 if interval and i:

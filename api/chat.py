@@ -153,6 +153,8 @@ async def _obtain(ctx: CallContext, req, target) -> Attempt:
         log.info("model %s exhausted its routes; falling back to %s", entry.name, fallback.name)
         ctx.fallback_model = fallback.name
         return await _obtain_from(ctx, req, fallback)
+    finally:
+        await ctx.end_admission()
 
 
 async def _obtain_from(ctx: CallContext, req, entry: ModelEntry) -> Attempt:
@@ -173,8 +175,9 @@ async def _obtain_from(ctx: CallContext, req, entry: ModelEntry) -> Attempt:
             req.tools and not d.supports_streaming_tools
         )
         if ctx.reservation is None:
-            # Limits: reserve on the key's and team's limits with the effective max output (usage/limits.py).
-            await ctx.admit(max_output=translated.max_tokens, choices=req.n or 1, cuttable=upstream_stream)
+            # Limits: reserve on the key's and team's limits with the effective max output (usage/limits.py),
+            # beside the signing: post_signed waits for the admission before it sends.
+            await ctx.begin_admission(max_output=translated.max_tokens, choices=req.n or 1, cuttable=upstream_stream)
         slot = routing.Slot(d)
         try:
             await slot.__aenter__()
@@ -191,7 +194,8 @@ async def _obtain_from(ctx: CallContext, req, entry: ModelEntry) -> Attempt:
         try:
             async with asyncio.timeout(first_byte):  # not wait_for(): on Python 3.11 that is a task per call
                 resp = await post_signed(d, url, body, request_id=request_id, stream=upstream_stream,
-                                         extra_headers=extra, connect_timeout=d.connect_timeout_s)
+                                         extra_headers=extra, connect_timeout=d.connect_timeout_s,
+                                         admission=ctx.admission)
         except GatewayError as error:  # our own credentials are unusable: no other deployment will do better
             slot.release()
             ctx.fail(error.status, error.type)

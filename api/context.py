@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class CallContext:
     recorded: bool = False
     fallback_model: str = ""  # set when the requested model's routes were exhausted and its fallback answered
     reservation: limits.Reservation | None = None  # this call's share of its key's and team's limits
+    admission: asyncio.Future | None = None  # `admit` running beside the signing (begin_admission)
 
     # --- limits (usage/limits.py): reserve before the upstream call, settle when the call is recorded ---
     async def admit(self, *, max_output: int | None, choices: int = 1, cuttable: bool = False) -> None:
@@ -58,6 +60,38 @@ class CallContext:
             self.reservation = await limits.reserve(self.principal, demand)
         except limits.LimitExceeded as exc:
             raise GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=exc.headers) from None
+
+    async def begin_admission(self, *, max_output: int | None, choices: int = 1, cuttable: bool = False) -> None:
+        """`admit`, started so that its Redis round trip runs while the caller signs the upstream request.
+
+        The caller waits for `self.admission` before sending (a refusal stops the call unsent) and calls
+        `end_admission()` when its attempts are over. A key refused a moment ago is admitted at once instead,
+        so that a client hammering past its limit costs no signing.
+        """
+        if self.reservation is not None or self.admission is not None:
+            return
+        admit = self.admit(max_output=max_output, choices=choices, cuttable=cuttable)
+        if not self.principal.has_limits or limits.refused_recently(self.principal):
+            await admit
+            return
+        self.admission = asyncio.ensure_future(admit)
+        await asyncio.sleep(0)  # the reservation runs up to its Redis command...
+        limits.send_queued()  # ...which leaves now, not after the signing
+
+    async def end_admission(self) -> None:
+        """The attempts are over. An admission still on its way (the call ended unsent: capacity full, a bad
+        request on a retry) is waited for, so that the call's record settles what it reserved; a refusal
+        nobody awaited is not an error to log. Cancelled, it is cancelled too."""
+        admission = self.admission
+        if admission is None:
+            return
+        if not admission.done():
+            if asyncio.current_task().cancelling():
+                admission.cancel()
+                return
+            await asyncio.wait([admission])
+        if not admission.cancelled():
+            admission.exception()
 
     def limit_headers(self) -> dict[str, str]:
         return self.reservation.headers if self.reservation is not None else {}

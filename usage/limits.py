@@ -343,6 +343,25 @@ def _new_token() -> str:
     return f"{prefix}{next(counter):x}"
 
 
+_refused: dict[int, float] = {}  # key id -> when this process last refused it (one entry per key at most)
+
+
+def refused_recently(principal, within: float = 1.0) -> bool:
+    """Did this process refuse the key in the last `within` seconds? Callers then reserve before doing a
+    call's costly work (signing) rather than beside it."""
+    at = _refused.get(principal.id)
+    return at is not None and time.monotonic() - at < within
+
+
+def send_queued() -> None:
+    """Send the limit commands queued so far in this loop iteration now (a reservation begun in a task
+    leaves before the caller goes on to CPU work, instead of after it)."""
+    if settings.REDIS_URL:
+        entry = _REDIS._clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            entry[1].flush()
+
+
 async def reserve(principal, demand: Demand) -> Reservation | None:
     """Take this call's share of every limit of its key and team at once, or raise LimitExceeded.
 
@@ -361,6 +380,7 @@ async def reserve(principal, demand: Demand) -> Reservation | None:
     cuttable = demand.min_output < demand.max_output
     has_budget = any(c.kind in _BUDGETS for c in checks)
     if outcome.status != 1:
+        _refused[principal.id] = time.monotonic()
         raise _refusal(checks, outcome, demand)
     headers = _headers(checks, outcome.info)
     _warn(checks, outcome.info)

@@ -184,6 +184,11 @@ class MuxRedis:
             raise reply
         return reply
 
+    def flush(self) -> None:
+        """Send the commands queued in this loop iteration now, instead of when the iteration ends."""
+        if self._conn is not None:
+            self._conn._flush()
+
     def close(self) -> None:
         if self._conn is not None and self._conn.transport is not None:
             self._conn.transport.close()

@@ -13,6 +13,7 @@ import os
 import random
 import ssl
 import urllib.request
+from collections.abc import Awaitable
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -129,8 +130,13 @@ async def post_signed(
     stream: bool,
     extra_headers: dict[str, str] | None = None,
     connect_timeout: float | None = None,
+    admission: Awaitable | None = None,
 ) -> aiohttp.ClientResponse:
-    """POST `body` (the exact bytes that are signed) and return the response, unread."""
+    """POST `body` (the exact bytes that are signed) and return the response, unread.
+
+    `admission`: awaited once the request is signed and before it leaves, so that a limiter round trip
+    started by the caller runs while this process signs (its error, a 429, stops the call unsent).
+    """
     headers = {
         "content-type": "application/json",
         "accept": "application/json, text/event-stream" if stream else "application/json",
@@ -144,6 +150,8 @@ async def post_signed(
         headers.update(provider_auth_headers(deployment))
     else:
         headers = await signed_headers(deployment.credential, "POST", url, headers, body)
+    if admission is not None:
+        await admission
     if settings.GATEWAY_TRACE_UPSTREAM:
         trace.info("upstream request POST %s headers=%s body_bytes=%d", url, headers, len(body))
     response = await session().post(url, data=body, headers=headers, allow_redirects=False,

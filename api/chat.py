@@ -382,15 +382,16 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
                 event = orjson.loads(payload)
                 if isinstance(event, dict) and "error" in event and len(event) <= 2 and "choices" not in event:
                     raise _MidStreamError(event)
-                chunks = translator.feed(event)
+                chunks = translator.feed_sse(event)
                 # Budget: relay only the output the reservation holds; extend it, or stop at this event.
                 allowance = ctx.output_allowance
                 if (allowance is not None and translator.content_events > allowance
                         and not await ctx.extend_output(translator.content_events)):
                     raise _BudgetExhausted(translator.content_events - 1)
-                for chunk in chunks:
-                    ctx.mark_first_token()
-                    pending.append(encode_sse(chunk))
+                if chunks:
+                    if ctx.ttft_ms is None:
+                        ctx.mark_first_token()
+                    pending += chunks
                 if translator.finished and fmt.stops_on_finish:
                     # Cohere sends no [DONE] and may keep the connection open after its finish event. Usage
                     # rides on the finish event, or (COHEREV2) follows it in its own event: keep reading the

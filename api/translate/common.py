@@ -13,6 +13,7 @@ from api.errors import bad_request
 from api.schemas import ChatCompletionRequest
 from api.translate.finish import map_finish_reason
 from api.translate.options import ChatOptions
+from api.translate.sse import encode_sse
 
 
 @dataclass(slots=True)
@@ -629,6 +630,10 @@ class StreamTranslatorBase:
 
     def feed(self, event: dict) -> list[dict]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def feed_sse(self, event: dict) -> list[bytes]:
+        """`feed`, with each chunk encoded as a client SSE event (formats may take a faster road to the same bytes)."""
+        return [encode_sse(chunk) for chunk in self.feed(event)]
 
     def usage_chunk(self) -> dict | None:
         """The final OpenAI usage chunk (`choices: []`), when upstream reported usage."""

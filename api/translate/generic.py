@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from api.errors import bad_request
 from api.schemas import ChatCompletionRequest
 from api.translate.common import (
@@ -275,6 +277,9 @@ def _content_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
+    if len(content) == 1:  # the usual stream event: one text part
+        part = content[0]
+        return (part.get("text") or "") if isinstance(part, dict) and part.get("type") == "TEXT" else ""
     return "".join(
         part.get("text") or "" for part in content if isinstance(part, dict) and part.get("type") == "TEXT"
     )
@@ -354,12 +359,45 @@ def chat_result_to_openai(
     return out
 
 
+_TEXT_ONLY = frozenset(("role", "content"))
+_TEXT_CHUNK_END = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+
+
 class GenericStreamTranslator(StreamTranslatorBase):
     """GENERIC SSE events → OpenAI `chat.completion.chunk`s, one chunk per upstream delta event.
 
     `feed(event)` takes one parsed event (the caller handles `[DONE]`); the usage event is stored on
     `.usage` and not emitted (see `usage_chunk()`).
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._envelopes: dict[int, bytes] = {}  # per choice index: a text chunk's bytes before the text
+
+    def feed_sse(self, event: dict) -> list[bytes]:
+        """Most events of a stream carry text and nothing else: their chunk is the bytes of this stream's
+        chunk envelope around the JSON of the text (the same bytes `feed` and `encode_sse` would give)."""
+        message = event.get("message")
+        if (message and message.keys() <= _TEXT_ONLY and event.get("finishReason") is None
+                and not event.get("usage") and not event.get("logprobs")):
+            index = event.get("index") or 0
+            if index in self._role_sent:
+                text = _content_text(message.get("content"))
+                if text:
+                    self.output_chars += len(text)
+                    self.content_events += 1
+                    return [self._text_envelope(index) + orjson.dumps(text) + _TEXT_CHUNK_END]
+        return super().feed_sse(event)
+
+    def _text_envelope(self, index: int) -> bytes:
+        envelope = self._envelopes.get(index)
+        if envelope is None:
+            envelope = self._envelopes[index] = (
+                b'data: {"id":' + orjson.dumps(self.completion_id) + b',"object":"chat.completion.chunk","created":'
+                + orjson.dumps(self.created) + b',"model":' + orjson.dumps(self.model)
+                + b',"choices":[{"index":' + orjson.dumps(index) + b',"delta":{"content":'
+            )
+        return envelope
 
     def feed(self, event: dict) -> list[dict]:
         usage = event.get("usage")

@@ -308,3 +308,46 @@ def test_openai_passthrough_stream():
     assert translator.usage == {"prompt_tokens": 20, "completion_tokens": 12, "total_tokens": 32}
     error = stream_translator("OPENAI", **META)
     assert error.feed({"error": {"message": "boom"}}) == [] and error.error == {"message": "boom"}
+
+
+GENERIC_EDGE_EVENTS = [
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "Hi"}]}},  # role chunk
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": ' "quoted" \\ é 🙂'}]},
+     "pad": "aaaa"},
+    {"index": 0, "message": {"content": "a plain string"}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "a"},
+                                                              {"type": "TEXT", "text": "b"}]}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "IMAGE", "url": "x"}]}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": ""}]}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "x"}],
+                             "reasoningContent": "thinking"}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "p"}]},
+     "logprobs": {"tokens": ["p"], "tokenLogprobs": [-0.1]}},
+    {"index": 1, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "second choice"}]}},
+    {"index": 1, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "again"}]}},
+    {"index": 0, "message": {"role": "ASSISTANT", "toolCalls": [{"id": "c1", "type": "FUNCTION", "name": "f",
+                                                                 "arguments": "{}"}]}},
+    {"index": 0, "message": {"role": "ASSISTANT", "content": [{"type": "TEXT", "text": "end"}]},
+     "finishReason": "stop"},
+    {"usage": {"promptTokens": 3, "completionTokens": 9, "totalTokens": 12}},
+]
+
+
+@pytest.mark.parametrize("model", ["public", 'my "odd" \\ model', None])
+def test_generic_encoded_chunks_are_the_bytes_of_the_chunks(model):
+    """`feed_sse` takes a short road for text-only events; it must give exactly `feed` + `encode_sse`."""
+    from api.translate.sse import encode_sse
+
+    events = [parse_event(p) for p in decode_all(fixture_bytes("generic_text.sse"))]
+    events = [e for e in events if e is not None] + GENERIC_EDGE_EVENTS
+    meta = {**META, "model": model}
+    fast, slow = generic.GenericStreamTranslator(**meta), generic.GenericStreamTranslator(**meta)
+    built = []  # events for which the fast translator built chunk dicts
+    fast.feed = lambda event: built.append(event) or generic.GenericStreamTranslator.feed(fast, event)
+    for event in events:
+        assert fast.feed_sse(orjson.loads(orjson.dumps(event))) == [encode_sse(c) for c in slow.feed(event)], event
+    state = ("content_events", "output_chars", "finished", "finish_reason", "usage")
+    assert [getattr(fast, a) for a in state] == [getattr(slow, a) for a in state]
+    edge = GENERIC_EDGE_EVENTS
+    assert edge[1] not in built and edge[2] not in built and edge[9] not in built  # text only: the short road
+    assert edge[8] in built and edge[11] in built  # a choice's first chunk (role), a finish: built as dicts

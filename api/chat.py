@@ -352,6 +352,7 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
         loop = asyncio.get_running_loop()
         last_event, ends_at = loop.time(), loop.time() + d.total_timeout_s
         usage_deadline = None  # set when a Cohere stream finished without usage
+        token_sent = False
         while not upstream_done:
             wait = heartbeat
             if usage_deadline is not None:
@@ -389,9 +390,14 @@ async def _stream(ctx, req, task, attempt, completion_id, created, include_usage
                         and not await ctx.extend_output(translator.content_events)):
                     raise _BudgetExhausted(translator.content_events - 1)
                 if chunks:
+                    pending += chunks
                     if ctx.ttft_ms is None:
                         ctx.mark_first_token()
-                    pending += chunks
+                    if not token_sent and translator.content_events:
+                        # The first token leaves at once; the events after it go with the rest of their read.
+                        token_sent = True
+                        yield b"".join(pending)
+                        pending.clear()
                 if translator.finished and fmt.stops_on_finish:
                     # Cohere sends no [DONE] and may keep the connection open after its finish event. Usage
                     # rides on the finish event, or (COHEREV2) follows it in its own event: keep reading the

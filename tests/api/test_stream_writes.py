@@ -1,4 +1,4 @@
-"""The stream relay writes the events of one upstream read in one write, and loses none of them."""
+"""The stream relay writes the events of one upstream read in one write (the first token at once), losing none."""
 
 import asyncio
 
@@ -58,3 +58,16 @@ def test_events_that_arrive_together_leave_together(gateway, per_write):
     if per_write == 50:
         # About 200 events in 5 upstream writes: a handful of client writes, not one per event.
         assert len(writes) <= 20, len(writes)
+
+
+def test_the_first_token_does_not_wait_for_the_rest_of_its_read(gateway):
+    gateway.emulator.set_settings(events_per_write=50)  # the first token arrives with 49 more events
+    writes = call_asgi(gateway.key, chat_body("count [[emulator: words=200]]", stream=True))
+
+    def texts(write: bytes) -> list[str]:
+        return [orjson.loads(e[6:])["choices"][0]["delta"].get("content") for e in events([write])
+                if e != b"data: [DONE]"]
+
+    first = next(w for w in writes if any(texts(w)))
+    assert [t for t in texts(first) if t] == [texts(first)[-1]]  # it leaves alone (with the role chunk before it)
+    assert len(events(writes)) > 150  # the rest followed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -112,8 +113,17 @@ async def _stream_once(session: aiohttp.ClientSession, url: str, body: bytes, he
     result.ttlt_ms.append((end - start) * 1000)
 
 
-def stream_requests(url: str, body: bytes, headers_factory, *, count: int, concurrency: int = 1) -> StreamResult:
+def stream_requests(url: str, body: bytes, headers_factory, *, count: int, concurrency: int = 1,
+                    cpu: str | None = None) -> StreamResult:
+    """`count` streamed calls; with `cpu`, this thread (the load generator) runs on that CPU meanwhile."""
     result = StreamResult()
+    if cpu is not None:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {int(cpu)})
+        try:
+            return stream_requests(url, body, headers_factory, count=count, concurrency=concurrency)
+        finally:
+            os.sched_setaffinity(0, before)
 
     async def run():
         connector = aiohttp.TCPConnector(limit=concurrency)

@@ -314,9 +314,10 @@ def run_stream(bench: Bench, target: Target, count: int) -> tuple[StreamResult, 
     pid = target.service.pid if target.service else bench.emulator.pid
     before = tree_cpu_seconds(pid)
     if target.name == "direct":
-        result = stream_requests(url, body, lambda: bench.signed("/20231130/actions/chat", body), count=count)
+        result = stream_requests(url, body, lambda: bench.signed("/20231130/actions/chat", body), count=count,
+                                 cpu=LOAD_CPU)
     else:
-        result = stream_requests(url, body, lambda: headers, count=count)
+        result = stream_requests(url, body, lambda: headers, count=count, cpu=LOAD_CPU)
     cpu = tree_cpu_seconds(pid) - before
     return result, (cpu / result.chunks * 1e6) if result.chunks else float("nan")
 

@@ -65,13 +65,15 @@ class CallContext:
         """`admit`, started so that its Redis round trip runs while the caller signs the upstream request.
 
         The caller waits for `self.admission` before sending (a refusal stops the call unsent) and calls
-        `end_admission()` when its attempts are over. A key refused a moment ago is admitted at once instead,
-        so that a client hammering past its limit costs no signing.
+        `end_admission()` when its attempts are over. The call is admitted at once instead when the
+        process is busy (the round trip is not dead time then, and its command is better sent with the
+        others of the loop iteration) and when its key was refused a moment ago (hammering past a limit
+        costs no signing).
         """
         if self.reservation is not None or self.admission is not None:
             return
         admit = self.admit(max_output=max_output, choices=choices, cuttable=cuttable)
-        if not self.principal.has_limits or limits.refused_recently(self.principal):
+        if not self.principal.has_limits or not limits.link_idle() or limits.refused_recently(self.principal):
             await admit
             return
         self.admission = asyncio.ensure_future(admit)

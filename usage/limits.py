@@ -353,6 +353,16 @@ def refused_recently(principal, within: float = 1.0) -> bool:
     return at is not None and time.monotonic() - at < within
 
 
+def link_idle() -> bool:
+    """Would a limiter round trip now be dead time for this process? True without Redis (the database
+    backend works in a thread) and when this loop's Redis link has no command queued or unanswered; under
+    load it has, and a reservation is better left to leave with the others of its loop iteration."""
+    if not settings.REDIS_URL:
+        return True
+    entry = _REDIS._clients.get(asyncio.get_running_loop())
+    return entry is None or entry[1].idle
+
+
 def send_queued() -> None:
     """Send the limit commands queued so far in this loop iteration now (a reservation begun in a task
     leaves before the caller goes on to CPU work, instead of after it)."""

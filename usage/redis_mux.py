@@ -184,6 +184,12 @@ class MuxRedis:
             raise reply
         return reply
 
+    @property
+    def idle(self) -> bool:
+        """No command queued or waiting for its reply."""
+        conn = self._conn
+        return conn is None or not (conn.waiters or conn.outgoing)
+
     def flush(self) -> None:
         """Send the commands queued in this loop iteration now, instead of when the iteration ends."""
         if self._conn is not None:

@@ -89,3 +89,14 @@ def test_a_refusal_nobody_awaited_is_not_reported_as_lost(caplog):
 
     asyncio.run(scenario())
     assert "exception was never retrieved" not in caplog.text
+
+
+@needs_redis
+def test_a_busy_process_reserves_before_signing_so_its_command_leaves_with_the_others(gateway, signings, monkeypatch):
+    _key, secret = make_key("busy", rpm_limit=10, tpm_limit=10**7)
+    post(gateway, secret, chat_body("warm the connection"))
+    monkeypatch.setattr(limits, "link_idle", lambda: False)  # as under load: other calls' commands in flight
+    signings.clear()
+    r = post(gateway, secret, chat_body("hello"))
+    assert r.status_code == 200 and r.headers["x-ratelimit-remaining-requests"] == "8", r.text
+    assert signings == [{"in_flight": 0, "unsent": 0}]  # answered before the signing began

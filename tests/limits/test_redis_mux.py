@@ -76,3 +76,18 @@ async def test_an_unreachable_redis_raises():
     client = MuxRedis("redis://127.0.0.1:1/0", connect_timeout=0.5)
     with pytest.raises(OSError):
         await client.command("PING")
+
+
+@needs_redis
+async def test_idle_until_a_command_is_queued_or_unanswered_and_flush_sends_at_once():
+    client = MuxRedis(REDIS)
+    await client.command("PING")
+    assert client.idle
+    before = client.writes
+    pending = asyncio.ensure_future(client.command("ECHO", "x"))
+    await asyncio.sleep(0)  # the command is queued; it would leave when this loop iteration ends
+    assert not client.idle and client.writes == before
+    client.flush()
+    assert client.writes == before + 1 and not client.idle  # sent, its reply not read yet
+    assert await pending == b"x" and client.idle
+    client.close()

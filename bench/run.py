@@ -272,7 +272,7 @@ general_settings:
         client.signer()(prepared)
         return {k: v for k, v in prepared.headers.items()}
 
-    def request_for(self, target: Target, scenario: str) -> tuple[str, bytes, dict]:
+    def request_for(self, target: Target, scenario: str, words: int = 200) -> tuple[str, bytes, dict]:
         if scenario == "embed":
             if target.name == "direct":
                 body = oci_embed(self.compartment)
@@ -283,7 +283,7 @@ general_settings:
                 )
             return target.base + "/embeddings", openai_embed(), {**target.headers, "content-type": "application/json"}
         stream = scenario == "stream"
-        words = 200 if stream else None
+        words = words if stream else None
         if target.name == "direct":
             body = oci_chat(self.compartment, stream, words)
             return self.emulator.url + "/20231130/actions/chat", body, self.signed("/20231130/actions/chat", body)
@@ -309,8 +309,23 @@ def run_wrk(bench: Bench, target: Target, scenario: str, connections: int, secon
     return wrk(url, body, headers, connections=connections, seconds=seconds, cpu=LOAD_CPU)
 
 
-def run_stream(bench: Bench, target: Target, count: int) -> tuple[StreamResult, float]:
-    url, body, headers = bench.request_for(target, "stream")
+def run_stream(bench: Bench, target: Target, count: int) -> tuple[StreamResult, float, float]:
+    """`count` streams of 200 events: (result, CPU µs per chunk, relay CPU µs per extra chunk).
+
+    The CPU per chunk is the process tree's CPU over the streams divided by their chunks, each request's own
+    cost included. The relay cost is the marginal one: as many 2-event streams are run too, and the difference
+    in CPU is divided by the difference in chunks, so the per-request cost cancels out.
+    """
+    result, cpu = _streams(bench, target, count, 200)
+    short, short_cpu = _streams(bench, target, count, 2)
+    per_chunk = cpu / result.chunks * 1e6 if result.chunks else float("nan")
+    extra = result.chunks - short.chunks
+    relay = (cpu - short_cpu) / extra * 1e6 if extra > 0 else float("nan")
+    return result, per_chunk, relay
+
+
+def _streams(bench: Bench, target: Target, count: int, words: int) -> tuple[StreamResult, float]:
+    url, body, headers = bench.request_for(target, "stream", words)
     pid = target.service.pid if target.service else bench.emulator.pid
     before = tree_cpu_seconds(pid)
     if target.name == "direct":
@@ -318,8 +333,7 @@ def run_stream(bench: Bench, target: Target, count: int) -> tuple[StreamResult, 
                                  cpu=LOAD_CPU)
     else:
         result = stream_requests(url, body, lambda: headers, count=count, cpu=LOAD_CPU)
-    cpu = tree_cpu_seconds(pid) - before
-    return result, (cpu / result.chunks * 1e6) if result.chunks else float("nan")
+    return result, tree_cpu_seconds(pid) - before
 
 
 def median(values):
@@ -460,6 +474,7 @@ def render(bench: Bench, results: dict, soak: dict | None, args) -> str:
     row("stream 200 events, c=1", "TTFT p50 ms", (0, "stream"), lambda r: r[0].ttft_p50)
     row("stream 200 events, c=1", "last token p50 ms", (0, "stream"), lambda r: r[0].ttlt_p50)
     row("stream 200 events, c=1", "CPU µs per chunk", (0, "stream"), lambda r: r[1], fmt="{:.1f}")
+    row("stream 200 events, c=1", "relay CPU µs per extra chunk", (0, "stream"), lambda r: r[2], fmt="{:.1f}")
     row("stream 200 events, c=1", "errors", (0, "stream"), lambda r: r[0].errors, fmt="{:.0f}")
     added = []
     for latency in (0,):

@@ -357,19 +357,16 @@ def link_idle() -> bool:
     """Would a limiter round trip now be dead time for this process? True without Redis (the database
     backend works in a thread) and when this loop's Redis link has no command queued or unanswered; under
     load it has, and a reservation is better left to leave with the others of its loop iteration."""
-    if not settings.REDIS_URL:
-        return True
-    entry = _REDIS._clients.get(asyncio.get_running_loop())
-    return entry is None or entry[1].idle
+    client = _REDIS.opened_client() if settings.REDIS_URL else None
+    return client is None or client.idle
 
 
 def send_queued() -> None:
     """Send the limit commands queued so far in this loop iteration now (a reservation begun in a task
     leaves before the caller goes on to CPU work, instead of after it)."""
-    if settings.REDIS_URL:
-        entry = _REDIS._clients.get(asyncio.get_running_loop())
-        if entry is not None:
-            entry[1].flush()
+    client = _REDIS.opened_client() if settings.REDIS_URL else None
+    if client is not None:
+        client.flush()
 
 
 async def reserve(principal, demand: Demand) -> Reservation | None:
@@ -661,6 +658,11 @@ class RedisBackend:
             entry = (url, MuxRedis(url, connect_timeout=timeout, stale_after=max(4 * timeout, 2.0)))
             self._clients[loop] = entry
         return entry
+
+    def opened_client(self) -> MuxRedis | None:
+        """This event loop's client if one was opened (None: no command went through it yet)."""
+        entry = self._clients.get(asyncio.get_running_loop())
+        return entry[1] if entry is not None else None
 
     async def reserve(self, checks, args, max_out, min_out, member) -> Outcome:
         _url, client = self._client()

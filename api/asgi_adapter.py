@@ -130,8 +130,9 @@ async def handle(scope, receive, send, request_id: str) -> None:
         # handler or its stream). One task per request rather than two and an asyncio.wait().
         this = asyncio.current_task()
         watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, this))
+        after = None
         try:
-            await _respond(send, target[0], request, args)
+            after = await _respond(send, target[0], request, args)
         except asyncio.CancelledError:
             if not watcher.done() or watcher.cancelled():
                 raise  # the server's own cancellation (shutdown), not the client's departure
@@ -140,11 +141,21 @@ async def handle(scope, receive, send, request_id: str) -> None:
             # No await between the response's last byte and here: the disconnect that uvicorn reports once
             # the response is complete cannot cancel a finished handler.
             watcher.cancel()
+        if after is not None:
+            await after()  # the usage record's acknowledgement, awaited once the client has its answer
         return
     response.headers["x-request-id"] = request_id
     await _send_response(send, response)
 
 
-async def _respond(send, handler, request: ApiRequest, args: tuple) -> None:
-    response = await dispatch(handler, request, *args)
-    await _send_response(send, response)
+async def _respond(send, handler, request: ApiRequest, args: tuple):
+    """Send the handler's response; return its `after` work (api/http.py), for once the response has left."""
+    response = await dispatch(handler, request, *args, after_sent=True)
+    after, response.after = response.after, None
+    try:
+        await _send_response(send, response)
+    except BaseException:
+        if after is not None:
+            await after()  # not sent (the client left): the record's acknowledgement is still awaited
+        raise
+    return after

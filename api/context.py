@@ -132,6 +132,15 @@ class CallContext:
             # With Redis: one round trip settles the limits and appends the record to the usage stream.
             await recorder.record_durable(event, settle=self.reservation)
 
+    async def record_sent(self):
+        """`record_durable` whose last half may run after the response: returns the wait for Redis's
+        acknowledgement (None when nothing is left to wait for). The record is safe from this process's death
+        when this returns (usage/recorder.py)."""
+        event = self._event()
+        if event is None:
+            return None
+        return await recorder.record_sent(event, settle=self.reservation)
+
     def _event(self) -> UsageEvent | None:
         """The call's one usage record, or None once it has been handed over."""
         if self.recorded:

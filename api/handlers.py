@@ -172,8 +172,9 @@ async def governed(
         ctx.record()
         raise
     response.headers.update(ctx.limit_headers())
-    if response.stream is None:
-        await ctx.record_durable()  # a stream records when it ends
+    if response.stream is None:  # a stream records when it ends
+        # The record leaves before the response; Redis's acknowledgement can wait until the response has left.
+        response.after = await ctx.record_sent()
     return response
 
 
@@ -232,10 +233,18 @@ async def openapi(request: ApiRequest) -> ApiResponse:
     return json_response(openapi_document())
 
 
-async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiRequest, *args) -> ApiResponse:
-    """Run a handler; any error becomes OpenAI's envelope, never a traceback."""
+async def dispatch(handler: Callable[..., Awaitable[ApiResponse]], request: ApiRequest, *args,
+                   after_sent: bool = False) -> ApiResponse:
+    """Run a handler; any error becomes OpenAI's envelope, never a traceback.
+
+    `after_sent`: the caller runs `response.after` itself once the response has left; otherwise it has run
+    when this returns.
+    """
     try:
         response = await handler(request, *args)
+        if response.after is not None and not after_sent:
+            after, response.after = response.after, None
+            await after()
     except GatewayError as error:
         response = error_response(error)
     except Exception:

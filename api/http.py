@@ -6,7 +6,7 @@ without touching the logic in api/handlers.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -32,6 +32,9 @@ class ApiResponse:
     headers: dict[str, str] = field(default_factory=dict)
     stream: AsyncIterator[bytes] | None = None
     content_type: str = "application/json"
+    # Work for after the response has left (the usage record's acknowledgement by Redis); dispatch() runs it
+    # before returning unless its caller sends the response first and runs it itself (api/asgi_adapter.py).
+    after: Callable[[], Awaitable[None]] | None = None
 
 
 def json_response(obj, status: int = 200, headers: dict[str, str] | None = None) -> ApiResponse:

@@ -34,6 +34,7 @@ true), budgets fail closed (`LIMITS_FAIL_OPEN_BUDGETS`, default false: 503); eit
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -440,6 +441,23 @@ async def settle(reservation: Reservation | None, *, tokens: int, cost_usd,
         _settle_failed(exc)
 
 
+def start_settle_and_append(reservation: Reservation | None, *, tokens: int, cost_usd, append: tuple[str, dict]):
+    """`settle(..., append=...)` begun without waiting: its commands are queued on this loop's open Redis link
+    when this returns, and leave with the loop iteration's others, or at `send_queued()`. Returns the wait for
+    their replies (a coroutine function that raises when the append did not land), or None when no link is
+    open and answering (call `settle()` then)."""
+    client = _REDIS.opened_client()
+    if client is None or not client.ready:
+        return None
+    return _REDIS.start_settle_and_append(client, _settle_ops(reservation, tokens=tokens, cost_usd=cost_usd), append)
+
+
+def all_sent() -> bool:
+    """Every limit command queued on this loop's Redis link has been handed to the kernel."""
+    client = _REDIS.opened_client() if settings.REDIS_URL else None
+    return client is None or client.all_sent
+
+
 def _settle_failed(exc: BaseException) -> None:
     _loud("settle", "limits: could not settle a reservation (%s: %s); its parallel slot expires after %ss",
           type(exc).__name__, exc, settings.LIMITS_SLOT_TTL_SECONDS)
@@ -701,19 +719,34 @@ class RedisBackend:
     async def settle_and_append(self, ops, append: tuple[str, dict]) -> None:
         """EVALSHA settle (when there are `ops`) and XADD `append`, written together: one round trip."""
         _url, client = self._client()
+        commands, keys, flat = self._settle_and_append_commands(ops, append)
+        await self._settled_and_appended(client, client.execute(*commands), ops, keys, flat)
+
+    def start_settle_and_append(self, client: MuxRedis, ops, append: tuple[str, dict]):
+        """`settle_and_append` on the `ready` client, its commands queued before this returns; returns the
+        wait for their replies (a coroutine function), which raises when the append did not land."""
+        commands, keys, flat = self._settle_and_append_commands(ops, append)
+        replies = client.replies(client.queue(*commands))
+        return functools.partial(self._settled_and_appended, client, replies, ops, keys, flat)
+
+    def _settle_and_append_commands(self, ops, append: tuple[str, dict]) -> tuple[list, list, list]:
         stream, fields = append
         xadd = ("XADD", stream, "*", *(v for kv in fields.items() for v in kv))
-        keys, flat = self._settle_args(ops) if ops else ([], [])
+        if not ops:
+            return [xadd], [], []
+        keys, flat = self._settle_args(ops)
+        return [("EVALSHA", _SETTLE.sha, len(keys), *keys, *flat), xadd], keys, flat
+
+    async def _settled_and_appended(self, client: MuxRedis, replies, ops, keys, flat) -> None:
+        """Wait for the replies (`replies`: the awaitable of the commands' replies) and deal with them."""
         try:
             async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):
-                if ops:
-                    settled, added = await client.execute(("EVALSHA", _SETTLE.sha, len(keys), *keys, *flat), xadd)
-                else:
-                    (added,) = await client.execute(xadd)
-        except Exception as exc:  # nothing is known to have landed: the caller keeps the record another way
-            if ops:
+                answers = await replies
+        except BaseException as exc:  # nothing is known to have landed: the caller keeps the record another way
+            if ops and not isinstance(exc, asyncio.CancelledError):
                 _settle_failed(exc)
             raise
+        settled, added = answers if ops else (None, answers[0])
         if ops and isinstance(settled, ReplyError):
             try:
                 async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT * 2):

@@ -14,6 +14,7 @@ beside the workers (usage/writer_process.py); served any other way, every worker
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -168,6 +169,43 @@ class UsageRecorder:
         else:
             await limits.settle(settle, tokens=event.total_tokens, cost_usd=event.cost_usd)
         self.record(event)
+
+    async def record_sent(self, event: UsageEvent, *, settle: limits.Reservation | None = None):
+        """`record_durable` in two halves, so that a response need not wait for Redis's answer.
+
+        With Redis and its link open, the settle and the append are written to the link before this
+        returns, and a process killed from then on loses nothing: the bytes are the kernel's, and Redis reads
+        them whatever becomes of this process. Returns the wait for Redis's acknowledgement (a coroutine
+        function; it keeps the record in memory when the append did not land), for the caller to run once
+        its response has left. Returns None when the record was handed over in full here (no Redis, no open
+        link, or a link so backed up that the commands still wait in this process).
+        """
+        if settings.REDIS_URL:
+            idle = limits.link_idle()
+            confirm = limits.start_settle_and_append(settle, tokens=event.total_tokens, cost_usd=event.cost_usd,
+                                                     append=(stream_name(), {"e": event.to_json()}))
+            if confirm is not None:
+                if idle:
+                    limits.send_queued()  # alone on the link: it leaves now
+                else:
+                    await asyncio.sleep(0)  # the loop iteration's write carries it with the others
+                acknowledged = functools.partial(self._acknowledged, confirm, event)
+                if limits.all_sent():
+                    return acknowledged
+                await acknowledged()
+                return None
+        await self.record_durable(event, settle=settle)
+        return None
+
+    async def _acknowledged(self, confirm, event: UsageEvent) -> None:
+        try:
+            await confirm()
+        except asyncio.CancelledError:  # a shutdown: kept in memory as well (the writer refuses a duplicate)
+            self.record(event)
+            raise
+        except Exception as exc:
+            log.warning("usage stream unavailable (%s); queueing in memory", exc)
+            self.record(event)
 
     def pending(self) -> int:
         return len(self._queue)

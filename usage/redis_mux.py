@@ -152,7 +152,22 @@ class MuxRedis:
     async def execute(self, *commands: tuple) -> list:
         """Send the commands together; their replies in order (an error reply as a ReplyError value)."""
         conn = await self._connection()
-        futures = [conn.send(c) for c in commands]
+        return await self.replies([conn.send(c) for c in commands])
+
+    @property
+    def ready(self) -> bool:
+        """A connection is open and answering: `queue()` can take commands without waiting."""
+        conn = self._conn
+        return conn is not None and conn.lost is None and not conn.stale(conn.loop.time(), self.stale_after)
+
+    def queue(self, *commands: tuple) -> list[asyncio.Future]:
+        """Queue the commands on the open connection (`ready`) at once, without awaiting anything: they leave
+        with the others of this loop iteration, or at `flush()`. `replies()` waits for their answers."""
+        return [self._conn.send(c) for c in commands]
+
+    @staticmethod
+    async def replies(futures: list[asyncio.Future]) -> list:
+        """The replies of queued commands in order (an error reply as a ReplyError value)."""
         replies = []
         try:
             for future in futures:
@@ -194,6 +209,14 @@ class MuxRedis:
         """Send the commands queued in this loop iteration now, instead of when the iteration ends."""
         if self._conn is not None:
             self._conn._flush()
+
+    @property
+    def all_sent(self) -> bool:
+        """Everything queued has been handed to the kernel (none of it waits in this process's buffers) on a
+        connection still open."""
+        conn = self._conn
+        return (conn is not None and conn.lost is None and not conn.outgoing
+                and conn.transport.get_write_buffer_size() == 0)
 
     def close(self) -> None:
         if self._conn is not None and self._conn.transport is not None:

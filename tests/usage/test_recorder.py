@@ -201,3 +201,31 @@ def test_the_stream_consumer_writes_what_arrives_during_its_linger_in_one_batch(
     async_to_sync(scenario)()
     client.delete(stream)
     assert batches == [1, 5]
+
+
+def test_a_consumer_that_swallows_its_cancellation_still_stops(monkeypatch):
+    """redis-py 8.1 swallowed about 1 in 40 cancellations of a blocking XREADGROUP: the consumer read on, the
+    writer process never ended (it outlived its `serve`), a worker's shutdown hung."""
+    rec = UsageRecorder()
+    reads, swallowed = [], []
+
+    async def stubborn_read(block_ms):
+        reads.append(block_ms)
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(block_ms)  # what redis-py did with the cancel, once
+        return 0
+
+    monkeypatch.setattr(rec, "_drain_stream_once", stubborn_read)
+
+    async def scenario():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        await asyncio.wait_for(rec.consume_until(stop), timeout=10)
+
+    asyncio.run(scenario())
+    assert swallowed == [1000]
+    assert reads[-1] is None  # stopped all the same, then drained what was left once

@@ -3,7 +3,8 @@
 `manage.py serve` starts it (`manage.py write_usage --nice 10`) when Redis is configured, tells the workers
 not to consume (USAGE_WRITER=process) and restarts it if it dies. Why a process: writing a batch of usage rows
 is CPU work that, inside a worker, holds the GIL while requests wait; in a niced process the kernel runs a
-worker's request first. Records stay durable meanwhile: they wait in the stream, and a restarted writer
+worker's request first, and while it keeps up it runs on idle CPU only (usage/writer_pace.py). Records stay
+durable meanwhile: they wait in the stream, and a restarted writer
 claims what its predecessor left unacknowledged (usage/recorder.py).
 """
 
@@ -33,7 +34,7 @@ class WriterSupervisor:
     """Runs `manage.py write_usage`, starts it again when it exits on its own, stops it with serve."""
 
     def __init__(self, nice: int = 10) -> None:
-        self.argv = [sys.executable, str(ROOT / "manage.py"), "write_usage", "--nice", str(nice),
+        self.argv = [sys.executable, str(ROOT / "manage.py"), "write_usage", "--nice", str(nice), "--pace",
                      "--parent-pid", str(os.getpid())]
         self.proc: subprocess.Popen | None = None
         self._stopping = threading.Event()

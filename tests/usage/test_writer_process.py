@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 
 from tests.conftest import GatewayProcess
 from tests.usage.test_durability import fire, start_process, stored
+from usage import writer_pace
 from usage.keys import api_key_create
 from usage.recorder import GROUP
 
@@ -139,3 +140,17 @@ def test_write_usage_needs_redis(settings):
     settings.REDIS_URL = ""
     with pytest.raises(CommandError, match="REDIS_URL"):
         call_command("write_usage", stdout=StringIO())
+
+
+@pytest.mark.skipif(not writer_pace.idle_policy_usable(), reason="this process may not leave SCHED_IDLE")
+def test_the_writer_of_serve_runs_on_idle_cpu_while_it_keeps_up(oci_settings):
+    proc, prefix, _secret = serve_and_call(oci_settings, 5)
+    try:
+        pid = consumer_pid(consumers(prefix)[0])
+
+        def policies():
+            return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+        assert wait_until(lambda: policies() == {os.SCHED_IDLE}, 5), policies()
+    finally:
+        proc.stop()

@@ -19,17 +19,20 @@ class Command(BaseCommand):
         parser.add_argument("--nice", type=int, default=0, help="Lower this process's priority by this much.")
         parser.add_argument("--parent-pid", type=int, default=None,
                             help="Stop when this process (serve) is gone, even if it was killed outright.")
+        parser.add_argument("--pace", action="store_true",
+                            help="Use idle CPU only while keeping up with the stream (usage/writer_pace.py).")
 
     def handle(self, *args, **opts):
         if not settings.REDIS_URL:
             raise CommandError("write_usage reads the Redis usage stream: set REDIS_URL")
         if opts["nice"]:
             os.nice(opts["nice"])
-        asyncio.run(_run(opts["parent_pid"]))
+        asyncio.run(_run(opts["parent_pid"], pace=opts["pace"]))
 
 
-async def _run(parent: int | None) -> None:
-    from usage.recorder import recorder
+async def _run(parent: int | None, *, pace: bool = False) -> None:
+    from usage import writer_pace
+    from usage.recorder import recorder, stream_name
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,11 +42,19 @@ async def _run(parent: int | None) -> None:
     else:
         loop.add_signal_handler(signal.SIGINT, stop.set)
     watcher = loop.create_task(_watch_parent(parent, stop)) if parent else None
+    pacer = None
+    if pace and writer_pace.idle_policy_usable():
+        async def lag() -> float:
+            return await writer_pace.stream_lag(recorder._client(), stream_name())
+
+        pacer = loop.create_task(writer_pace.keep_pace(lag))
+        loop.create_task(stop.wait()).add_done_callback(lambda _done: pacer.cancel())  # not beside the last drain
     try:
         await recorder.consume_until(stop)
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in (watcher, pacer):
+            if task is not None:
+                task.cancel()
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:

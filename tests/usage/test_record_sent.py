@@ -27,13 +27,35 @@ def _link():
     return limits._REDIS.opened_client()._conn
 
 
-def test_the_record_is_on_the_link_when_record_sent_returns_and_in_redis_once_acknowledged(monkeypatch):
-    stream, own_loop = _stream_of_this_test(monkeypatch)
-    client = redis.Redis.from_url(settings.REDIS_URL)
+class OwnStream:
+    """A usage stream only the test's event loop writes to (the live test server's consumer reads the shared one)."""
 
-    async def scenario():
-        own_loop.append(asyncio.get_running_loop())
+    def __init__(self, monkeypatch) -> None:
+        self.name, self._own_loop = _stream_of_this_test(monkeypatch)
+        self.client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def recorder(self, *, open_link: bool = True) -> UsageRecorder:
+        """A recorder writing to this stream from the running loop; with `open_link`, its Redis link is open."""
+        self._own_loop.append(asyncio.get_running_loop())
         rec = UsageRecorder()
+        if open_link:
+            await rec.record_sent(event())
+        return rec
+
+    def ids(self) -> list[str]:
+        return [UsageEvent.from_json(data[b"e"]).request_id for _id, data in self.client.xrange(self.name)]
+
+
+@pytest.fixture
+def own_stream(monkeypatch):
+    stream = OwnStream(monkeypatch)
+    yield stream
+    stream.client.delete(stream.name)
+
+
+def test_the_record_is_on_the_link_when_record_sent_returns_and_in_redis_once_acknowledged(own_stream):
+    async def scenario():
+        rec = await own_stream.recorder(open_link=False)
         first = event()
         assert await rec.record_sent(first) is None  # no link open yet: durable in full before returning
         e = event()
@@ -48,19 +70,12 @@ def test_the_record_is_on_the_link_when_record_sent_returns_and_in_redis_once_ac
     first, e, seen, pending = async_to_sync(scenario)()
     assert seen == {"written": 1, "unsent": 0, "awaiting": 1}  # written to Redis, its answer still to come
     assert pending == 0
-    ids = [UsageEvent.from_json(data[b"e"]).request_id for _id, data in client.xrange(stream)]
-    client.delete(stream)
-    assert ids == [first.request_id, e.request_id]
+    assert own_stream.ids() == [first.request_id, e.request_id]
 
 
-def test_a_busy_link_carries_the_record_with_the_loop_iterations_other_commands(monkeypatch):
-    stream, own_loop = _stream_of_this_test(monkeypatch)
-    client = redis.Redis.from_url(settings.REDIS_URL)
-
+def test_a_busy_link_carries_the_record_with_the_loop_iterations_other_commands(own_stream):
     async def scenario():
-        own_loop.append(asyncio.get_running_loop())
-        rec = UsageRecorder()
-        await rec.record_sent(event())  # opens the link
+        rec = await own_stream.recorder()
         mux = limits._REDIS.opened_client()
         other = asyncio.ensure_future(mux.command("PING"))  # another call's command, awaiting its answer
         await asyncio.sleep(0)
@@ -78,21 +93,14 @@ def test_a_busy_link_carries_the_record_with_the_loop_iterations_other_commands(
 
     events, written = async_to_sync(scenario)()
     assert written == 1  # both records left in one write, not one flush each
-    ids = [UsageEvent.from_json(data[b"e"]).request_id for _id, data in client.xrange(stream)]
-    client.delete(stream)
-    assert ids[-2:] == [e.request_id for e in events]
+    assert own_stream.ids()[-2:] == [e.request_id for e in events]
 
 
-def test_an_append_refused_after_the_response_keeps_the_record_in_memory(monkeypatch):
-    stream, own_loop = _stream_of_this_test(monkeypatch)
-    client = redis.Redis.from_url(settings.REDIS_URL)
-
+def test_an_append_refused_after_the_response_keeps_the_record_in_memory(own_stream):
     async def scenario():
-        own_loop.append(asyncio.get_running_loop())
-        rec = UsageRecorder()
-        await rec.record_sent(event())  # opens the link
-        client.delete(stream)
-        client.set(stream, "not a stream")  # the XADD fails with WRONGTYPE
+        rec = await own_stream.recorder()
+        own_stream.client.delete(own_stream.name)
+        own_stream.client.set(own_stream.name, "not a stream")  # the XADD fails with WRONGTYPE
         e = event()
         acknowledged = await rec.record_sent(e)
         assert acknowledged is not None and rec.pending() == 0
@@ -101,17 +109,12 @@ def test_an_append_refused_after_the_response_keeps_the_record_in_memory(monkeyp
         return e, [q.request_id for q in rec._queue]
 
     e, queued = async_to_sync(scenario)()
-    client.delete(stream)
     assert queued == [e.request_id]
 
 
-def test_a_shutdown_during_the_wait_keeps_the_record_in_memory(monkeypatch):
-    stream, own_loop = _stream_of_this_test(monkeypatch)
-
+def test_a_shutdown_during_the_wait_keeps_the_record_in_memory(own_stream):
     async def scenario():
-        own_loop.append(asyncio.get_running_loop())
-        rec = UsageRecorder()
-        await rec.record_sent(event())
+        rec = await own_stream.recorder()
         e = event()
         waiting = asyncio.ensure_future((await rec.record_sent(e))())
         await asyncio.sleep(0)
@@ -122,7 +125,6 @@ def test_a_shutdown_during_the_wait_keeps_the_record_in_memory(monkeypatch):
         return e, [q.request_id for q in rec._queue]
 
     e, queued = async_to_sync(scenario)()
-    redis.Redis.from_url(settings.REDIS_URL).delete(stream)
     assert queued == [e.request_id]  # the writer refuses it if the append landed too
 
 
